@@ -1,0 +1,87 @@
+"""Runtimes make brokers exist: `native` (this host's binaries), `docker`, `external`.
+
+Every runtime offers the same operations, so the engine, the faults and the UIs never ask
+which one they are talking to.
+"""
+
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from lab import BROKERS
+from lab.endpoints import Endpoint
+from lab.errors import LabError, unknown_choice
+from lab.runtimes.model import BrokerState, BrokerStatus, ResourceStats
+from lab.settings import Settings
+
+RUNTIMES = ("native", "docker", "external")
+
+# Called with (broker, message) while brokers start, so a UI can show progress.
+Progress = Callable[[str, str], None]
+
+
+class Runtime(Protocol):
+    name: str
+
+    def up(self, brokers: Sequence[str], progress: Progress | None = None) -> list[BrokerStatus]:
+        """Start the brokers that are not running and wait until each answers its protocol."""
+
+    def down(self, brokers: Sequence[str]) -> None:
+        """Stop the brokers gracefully (then forcibly), leaving no process behind."""
+
+    def status(self, brokers: Sequence[str], sample_seconds: float = 0.2) -> list[BrokerStatus]:
+        """State, endpoint, pid, CPU, RSS and version of each broker."""
+
+    def health(self, broker: str) -> bool:
+        """True when the broker answers a real client call."""
+
+    def kill(self, broker: str) -> None:
+        """SIGKILL: the broker gets no chance to flush or say goodbye."""
+
+    def pause(self, broker: str) -> None:
+        """SIGSTOP: the broker freezes, its connections stay open and hang."""
+
+    def resume(self, broker: str) -> None:
+        """SIGCONT after pause."""
+
+    def restart(self, broker: str, progress: Progress | None = None) -> BrokerStatus:
+        """Graceful stop (if running), then up."""
+
+    def stats(self, broker: str) -> ResourceStats | None:
+        """CPU % since the previous call and RSS, of all the broker's processes."""
+
+    def logs(self, broker: str, lines: int = 100) -> str:
+        """The last lines of the broker's log."""
+
+    def endpoint(self, broker: str) -> Endpoint:
+        """Where clients reach the broker, with credentials."""
+
+
+def check_brokers(names: Sequence[str]) -> list[str]:
+    """The given broker names, validated, or all brokers when none are given."""
+    for name in names:
+        if name not in BROKERS:
+            raise unknown_choice("broker", name, BROKERS)
+    return list(dict.fromkeys(names)) or list(BROKERS)
+
+
+def get_runtime(name: str, settings: Settings | None = None) -> Runtime:
+    settings = settings or Settings.from_env()
+    if name == "native":
+        from lab.runtimes.native import NativeRuntime
+
+        return NativeRuntime(settings)
+    if name in RUNTIMES:
+        raise LabError(f"the '{name}' runtime is not available yet: use --runtime native")
+    raise unknown_choice("runtime", name, RUNTIMES)
+
+
+__all__ = [
+    "RUNTIMES",
+    "BrokerState",
+    "BrokerStatus",
+    "Progress",
+    "ResourceStats",
+    "Runtime",
+    "check_brokers",
+    "get_runtime",
+]
