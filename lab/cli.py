@@ -1,0 +1,112 @@
+"""The `lab` command. Bad input ends in one line on stderr and exit 2, never a traceback."""
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from lab import BROKERS, __version__
+from lab.errors import LabError
+from lab.runtimes import RUNTIMES, BrokerStatus, get_runtime
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lab",
+        description="Run the same workload through Kafka, RabbitMQ, Redis and PostgreSQL.",
+    )
+    parser.add_argument("--version", action="version", version=f"broker-lab {__version__}")
+    parser.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        default="native",
+        help="how brokers are run (default: native)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    brokers_help = f"brokers ({', '.join(BROKERS)}); default: all"
+    p = sub.add_parser("up", help="start brokers and wait until they answer")
+    p.add_argument("brokers", nargs="*", metavar="BROKER", help=brokers_help)
+    p = sub.add_parser("down", help="stop brokers; nothing the lab started is left running")
+    p.add_argument("brokers", nargs="*", metavar="BROKER", help=brokers_help)
+    p = sub.add_parser("status", help="state, endpoint, pid, CPU, memory and version")
+    p.add_argument("brokers", nargs="*", metavar="BROKER", help=brokers_help)
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p = sub.add_parser("logs", help="the last lines of a broker's log")
+    p.add_argument("broker", metavar="BROKER")
+    p.add_argument("-n", "--lines", type=int, default=100)
+    sub.add_parser("doctor", help="what is installed, what is missing, how to fix it")
+    return parser
+
+
+def _print_progress(broker: str, message: str) -> None:
+    print(f"{broker:>9}: {message}", file=sys.stderr, flush=True)
+
+
+def _mib(n: int | None) -> str:
+    return f"{n / 2**20:.0f} MiB" if n is not None else "-"
+
+
+def render_status(rows: Sequence[BrokerStatus]) -> str:
+    header = ("BROKER", "STATE", "ENDPOINT", "PID", "CPU", "RSS", "VERSION", "DETAIL")
+    table = [header] + [
+        (
+            r.broker,
+            str(r.state),
+            r.endpoint or "-",
+            str(r.pid or "-"),
+            f"{r.cpu_percent:.1f}%" if r.cpu_percent is not None else "-",
+            _mib(r.rss_bytes),
+            r.version or "-",
+            r.detail,
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in table
+    )
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "doctor":
+        from lab.doctor import render, run_checks
+        from lab.settings import Settings
+
+        checks = run_checks(Settings.from_env())
+        print(render(checks))
+        return 0 if all(c.ok for c in checks) else 1
+
+    runtime = get_runtime(args.runtime)
+    if args.command == "up":
+        rows = runtime.up(args.brokers, progress=_print_progress)
+        print(render_status(rows))
+    elif args.command == "down":
+        runtime.down(args.brokers)
+    elif args.command == "status":
+        rows = runtime.status(args.brokers)
+        if args.json:
+            print(json.dumps([r.to_dict() for r in rows], indent=2))
+        else:
+            print(render_status(rows))
+    elif args.command == "logs":
+        print(runtime.logs(args.broker, args.lines))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return run(argv)
+    except LabError as exc:
+        print(f"lab: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(
+            "lab: interrupted; brokers this command was starting have been stopped", file=sys.stderr
+        )
+        return EXIT_INTERRUPTED

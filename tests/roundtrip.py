@@ -1,0 +1,84 @@
+"""One real message through each broker with its own client library."""
+
+import time
+import uuid
+
+from lab.endpoints import Endpoint
+
+
+def kafka(ep: Endpoint, payload: bytes) -> bytes:
+    from confluent_kafka import Consumer, Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    topic = f"roundtrip-{uuid.uuid4().hex[:8]}"
+    bootstrap = f"{ep.host}:{ep.port}"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(30)
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    producer.produce(topic, payload)
+    assert producer.flush(30) == 0, "kafka did not acknowledge the message"
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": topic, "auto.offset.reset": "earliest"}
+    )
+    consumer.subscribe([topic])
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            msg = consumer.poll(1.0)
+            if msg is not None and not msg.error():
+                return msg.value()
+        raise AssertionError("kafka: no message consumed within 60 s")
+    finally:
+        consumer.close()
+        admin.delete_topics([topic])
+
+
+def rabbitmq(ep: Endpoint, payload: bytes) -> bytes:
+    import pika
+
+    params = pika.ConnectionParameters(
+        ep.host, ep.port, credentials=pika.PlainCredentials(ep.username, ep.password)
+    )
+    conn = pika.BlockingConnection(params)
+    try:
+        ch = conn.channel()
+        ch.confirm_delivery()
+        queue = ch.queue_declare(queue="", exclusive=True).method.queue
+        ch.basic_publish("", queue, payload, mandatory=True)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            method, _, body = ch.basic_get(queue, auto_ack=True)
+            if method:
+                return body
+            time.sleep(0.05)
+        raise AssertionError("rabbitmq: no message in the queue within 10 s")
+    finally:
+        conn.close()
+
+
+def redis(ep: Endpoint, payload: bytes) -> bytes:
+    import redis as redis_py
+
+    client = redis_py.Redis(host=ep.host, port=ep.port, password=ep.password)
+    stream = f"roundtrip-{uuid.uuid4().hex[:8]}"
+    try:
+        client.xadd(stream, {"body": payload})
+        [(_, [(_, fields)])] = client.xread({stream: "0"}, count=1, block=5000)
+        return fields[b"body"]
+    finally:
+        client.delete(stream)
+        client.close()
+
+
+def postgres(ep: Endpoint, payload: bytes) -> bytes:
+    import psycopg
+
+    with psycopg.connect(
+        host=ep.host, port=ep.port, user=ep.username, password=ep.password, dbname=ep.path
+    ) as conn:
+        conn.execute("CREATE TEMP TABLE roundtrip (body bytea)")
+        conn.execute("INSERT INTO roundtrip VALUES (%s)", (payload,))
+        return conn.execute("SELECT body FROM roundtrip").fetchone()[0]
+
+
+ROUNDTRIP = {"kafka": kafka, "rabbitmq": rabbitmq, "redis": redis, "postgres": postgres}

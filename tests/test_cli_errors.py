@@ -1,0 +1,66 @@
+"""Bad input: one line that says what is wrong and what to do, exit 2, no traceback."""
+
+import socket
+
+import pytest
+
+from tests.helpers import isolated_lab, run_lab
+
+
+@pytest.fixture
+def settings():
+    with isolated_lab(port_base=28000) as s:
+        yield s
+
+
+def one_line_error(result) -> str:
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("lab: error: ")
+    return lines[0]
+
+
+def test_unknown_broker(settings):
+    line = one_line_error(run_lab(settings, "up", "kafak"))
+    assert "unknown broker 'kafak'" in line
+    assert "did you mean 'kafka'" in line
+
+
+def test_port_already_taken(settings):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", settings.port("redis")))
+        sock.listen()
+        line = one_line_error(run_lab(settings, "up", "redis"))
+    assert f"port {settings.port('redis')} (redis) is already in use" in line
+    assert "LAB_PORT_BASE" in line
+
+
+def test_broker_binary_not_installed(settings, tmp_path):
+    line = one_line_error(run_lab(settings, "up", "redis", PATH=str(tmp_path)))
+    assert "redis-server is not installed" in line
+    assert "make setup" in line
+
+
+def test_kafka_not_assembled(settings, tmp_path):
+    line = one_line_error(run_lab(settings, "up", "kafka", LAB_CACHE_DIR=str(tmp_path)))
+    assert "Apache Kafka" in line and "is not assembled" in line
+    assert "make setup" in line
+
+
+def test_state_dir_not_writable(settings, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    line = one_line_error(run_lab(settings, "up", "redis", LAB_STATE_DIR=str(blocker / "state")))
+    assert "is not writable" in line and "LAB_STATE_DIR" in line
+
+
+def test_runtime_not_available_yet(settings):
+    line = one_line_error(run_lab(settings, "--runtime", "docker", "status"))
+    assert "not available yet" in line
+
+
+def test_bad_port_base(settings):
+    line = one_line_error(run_lab(settings, "status", LAB_PORT_BASE="lots"))
+    assert "LAB_PORT_BASE must be a number" in line
