@@ -1,0 +1,140 @@
+"""A workload recipe: what to send, how fast, to whom, and what happens to it.
+
+Frozen dataclasses so a recipe can be handed to worker processes and recorded in results
+exactly as it ran. Every field has a default; lab/recipes/parse.py reads TOML into these.
+Field metadata drives validation: `choices`, `min`, `max`, `unit` ("s" or "bytes").
+"""
+
+from dataclasses import dataclass, field
+
+PATTERNS = ("work-queue",)
+PLANNED_PATTERNS = ("pub-sub", "request-reply", "fire-and-forget")
+PROFILES = ("steady", "ramp", "spike", "curve")
+SIZE_DISTRIBUTIONS = ("fixed", "uniform")
+DURABILITY = ("fast", "safe")
+KAFKA_CLIENTS = ("confluent", "kafka-python")
+RABBITMQ_QUEUE_TYPES = ("classic", "quorum")
+POSTGRES_CONSUME = ("skip-locked", "polling")
+
+
+def _f(default: object, **meta: object) -> object:
+    if isinstance(default, list | tuple | dict):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class Rate:
+    """Messages per second over the run, across all producers of one broker.
+
+    steady: `rate` throughout. ramp: `rate` rising (or falling) linearly to `to`.
+    spike: `rate`, and `peak` from `start` for `length` seconds.
+    curve: `rate` is the MEAN rate; `curve` gives relative weights of equal time slices,
+    so [7, 1, 1, 1, 1, 1, 1, 1] puts half of all messages into the first eighth.
+    """
+
+    profile: str = _f("steady", choices=PROFILES)
+    rate: float = _f(1000.0, min=0.001, max=10_000_000)
+    to: float = _f(0.0, min=0, max=10_000_000)
+    peak: float = _f(0.0, min=0, max=10_000_000)
+    start: float = _f(0.0, min=0, unit="s")
+    length: float = _f(0.0, min=0, unit="s")
+    curve: tuple[float, ...] = _f((), min=0)
+
+
+@dataclass(frozen=True)
+class MessageSize:
+    distribution: str = _f("fixed", choices=SIZE_DISTRIBUTIONS)
+    size: int = _f(100, min=32, max=8 * 2**20, unit="bytes")  # fixed
+    min: int = _f(32, min=32, max=8 * 2**20, unit="bytes")  # uniform
+    max: int = _f(1024, min=32, max=8 * 2**20, unit="bytes")
+
+
+@dataclass(frozen=True)
+class Producers:
+    count: int = _f(1, min=1, max=64)
+
+
+@dataclass(frozen=True)
+class Consumers:
+    count: int = _f(1, min=0, max=64)
+    # Simulated work per message; 1 / processing_time is one consumer's capacity.
+    processing_time: float = _f(0.0, min=0, max=60, unit="s")
+    # Messages a consumer may hold unacknowledged (RabbitMQ prefetch, batch size elsewhere).
+    prefetch: int = _f(100, min=1, max=100_000)
+
+
+@dataclass(frozen=True)
+class Retention:
+    """0 means no limit."""
+
+    max_age: float = _f(0.0, min=0, unit="s")
+    max_messages: int = _f(0, min=0)
+    max_bytes: int = _f(0, min=0, unit="bytes")
+
+
+@dataclass(frozen=True)
+class KafkaOptions:
+    client: str = _f("confluent", choices=KAFKA_CLIENTS)
+
+
+@dataclass(frozen=True)
+class RabbitMQOptions:
+    queue_type: str = _f("classic", choices=RABBITMQ_QUEUE_TYPES)
+    # Publisher confirms kept in flight before a producer waits.
+    confirm_window: int = _f(1000, min=1, max=100_000)
+
+
+@dataclass(frozen=True)
+class RedisOptions:
+    # Pending entries idle this long are claimed (XAUTOCLAIM) from consumers that died.
+    claim_idle: float = _f(5.0, min=0.1, unit="s")
+
+
+@dataclass(frozen=True)
+class PostgresOptions:
+    # skip-locked: claim batches with FOR UPDATE SKIP LOCKED, wake on LISTEN/NOTIFY.
+    # polling: the anti-pattern, SELECT ... WHERE status = 'new' every poll_interval.
+    consume: str = _f("skip-locked", choices=POSTGRES_CONSUME)
+    poll_interval: float = _f(0.1, min=0.001, max=60, unit="s")
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One scheduled fault: at `at` seconds, do `action` (to `broker`, or all brokers)."""
+
+    at: float = _f(0.0, min=0, unit="s")
+    action: str = _f("")
+    broker: str = _f("")
+    args: dict = _f({})
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str = _f("unnamed")
+    description: str = _f("")
+    pattern: str = _f("work-queue", choices=PATTERNS)
+    brokers: tuple[str, ...] = _f(("kafka", "rabbitmq", "redis", "postgres"))
+    duration: float = _f(20.0, min=1, max=24 * 3600, unit="s")
+    warmup: float = _f(2.0, min=0, unit="s")
+    # After the producers stop, how long consumers may take to catch up.
+    drain_timeout: float = _f(30.0, min=0, unit="s")
+    durability: str = _f("safe", choices=DURABILITY)
+    partitions: int = _f(4, min=1, max=1000)
+    poison_share: float = _f(0.0, min=0, max=1)
+    max_attempts: int = _f(3, min=1, max=100)
+    rate: Rate = _f(Rate())
+    message: MessageSize = _f(MessageSize())
+    producers: Producers = _f(Producers())
+    consumers: Consumers = _f(Consumers())
+    retention: Retention = _f(Retention())
+    kafka: KafkaOptions = _f(KafkaOptions())
+    rabbitmq: RabbitMQOptions = _f(RabbitMQOptions())
+    redis: RedisOptions = _f(RedisOptions())
+    postgres: PostgresOptions = _f(PostgresOptions())
+    faults: tuple[Fault, ...] = _f(())
+
+    @property
+    def mean_size(self) -> float:
+        m = self.message
+        return m.size if m.distribution == "fixed" else (m.min + m.max) / 2

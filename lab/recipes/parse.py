@@ -1,0 +1,228 @@
+"""TOML recipes into Recipe objects, with errors that name the file, the field, the bad value
+and what is allowed."""
+
+import dataclasses
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Iterable
+from difflib import get_close_matches
+from pathlib import Path
+from typing import Any
+
+from lab import BROKERS
+from lab.errors import LabError, unknown_choice
+from lab.recipes.model import PATTERNS, PLANNED_PATTERNS, Fault, Recipe
+
+RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
+
+_UNITS_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+_UNITS_BYTES = {
+    "b": 1,
+    "kb": 1000,
+    "kib": 1024,
+    "mb": 10**6,
+    "mib": 2**20,
+    "gb": 10**9,
+    "gib": 2**30,
+}
+
+
+class RecipeError(LabError):
+    pass
+
+
+def find(name_or_path: str) -> Path:
+    """A recipe path as given, or a shipped recipe by name (`quickstart`)."""
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    shipped = RECIPES_DIR / f"{name_or_path}.toml"
+    if shipped.exists():
+        return shipped
+    names = sorted(p.stem for p in RECIPES_DIR.glob("*.toml"))
+    raise LabError(f"no recipe '{name_or_path}': give a path or one of {', '.join(names)}")
+
+
+def load(name_or_path: str, overrides: dict[str, Any] | None = None) -> Recipe:
+    """Read a recipe; `overrides` ("duration", "rate.rate", ...) replace fields before
+    validation, so an override gets the same checks as the file."""
+    path = find(name_or_path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(f"{path}: not valid TOML: {exc}") from None
+    for dotted, value in (overrides or {}).items():
+        table = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            table = table.setdefault(key, {})
+        table[leaf] = value
+    return parse(data, str(path))
+
+
+def parse(data: dict[str, Any], source: str = "<recipe>") -> Recipe:
+    data = dict(data)
+    data.setdefault("name", Path(source).stem if source != "<recipe>" else "unnamed")
+    recipe = _build(Recipe, data, source, "")
+    _check_whole(recipe, source)
+    return recipe
+
+
+def list_shipped() -> list[Recipe]:
+    return [load(str(p)) for p in sorted(RECIPES_DIR.glob("*.toml"))]
+
+
+def _fail(source: str, name: str, message: str) -> RecipeError:
+    return RecipeError(f"{source}: {name}: {message}")
+
+
+def _build(cls: type, data: Any, source: str, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise _fail(source, prefix.rstrip(".") or "recipe", f"expected a table, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for key, raw in data.items():
+        name = prefix + key
+        if key not in fields:
+            raise _fail(source, name, "unknown field" + _did_you_mean(key, fields))
+        values[key] = _value(hints[key], fields[key], raw, source, name)
+    return cls(**values)
+
+
+def _value(hint: Any, f: dataclasses.Field, raw: Any, source: str, name: str) -> Any:
+    meta = f.metadata
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, raw, source, name + ".")
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        item = typing.get_args(hint)[0]
+        if not isinstance(raw, list):
+            raise _fail(source, name, f"expected a list, got {raw!r}")
+        if dataclasses.is_dataclass(item):
+            return tuple(_build(item, r, source, f"{name}[{i}].") for i, r in enumerate(raw))
+        return tuple(_scalar(item, meta, r, source, f"{name}[{i}]") for i, r in enumerate(raw))
+    if hint is dict or origin is dict:
+        if not isinstance(raw, dict):
+            raise _fail(source, name, f"expected a table, got {raw!r}")
+        return dict(raw)
+    return _scalar(hint, meta, raw, source, name)
+
+
+def _scalar(hint: Any, meta: Any, raw: Any, source: str, name: str) -> Any:
+    unit = meta.get("unit")
+    if isinstance(hint, types.UnionType):
+        hint = typing.get_args(hint)[0]
+    if unit == "s":
+        value = _seconds(raw, source, name)
+    elif unit == "bytes":
+        value = _bytes(raw, source, name)
+    elif hint is bool:
+        if not isinstance(raw, bool):
+            raise _fail(source, name, f"expected true or false, got {raw!r}")
+        value = raw
+    elif hint is int:
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            raise _fail(source, name, f"expected a whole number, got {raw!r}")
+        value = raw
+    elif hint is float:
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            raise _fail(source, name, f"expected a number, got {raw!r}")
+        value = float(raw)
+    elif hint is str:
+        if not isinstance(raw, str):
+            raise _fail(source, name, f"expected a string, got {raw!r}")
+        value = raw
+    else:  # pragma: no cover - a model field of a type this parser does not know
+        raise TypeError(f"unsupported recipe field type {hint} for {name}")
+    if "choices" in meta and value not in meta["choices"]:
+        extra = ""
+        if name == "pattern" and value in PLANNED_PATTERNS:
+            extra = f" ({value} is planned but not built yet)"
+        raise _fail(
+            source,
+            name,
+            f"{value!r} is not allowed" + _did_you_mean(value, meta["choices"]) + extra,
+        )
+    low, high = meta.get("min"), meta.get("max")
+    if low is not None and value < low:
+        raise _fail(source, name, f"{raw!r} is too small; the minimum is {_show(low, unit)}")
+    if high is not None and value > high:
+        raise _fail(source, name, f"{raw!r} is too large; the maximum is {_show(high, unit)}")
+    return value
+
+
+def _did_you_mean(value: str, allowed: Iterable[str]) -> str:
+    allowed = list(allowed)
+    close = get_close_matches(str(value), allowed, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"{hint}; allowed: {', '.join(allowed)}"
+
+
+def _show(value: float, unit: str | None) -> str:
+    if unit == "s":
+        return f"{value:g}s"
+    if unit == "bytes":
+        return f"{value:g} bytes"
+    return f"{value:g}"
+
+
+def _seconds(raw: Any, source: str, name: str) -> float:
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        return float(raw)
+    match = re.fullmatch(r"\s*([0-9.]+)\s*(ms|s|m|min|h)\s*", str(raw))
+    if not match:
+        raise _fail(source, name, f"{raw!r} is not a duration; write e.g. 30s, 500ms, 2m, 1h")
+    return float(match.group(1)) * _UNITS_S[match.group(2)]
+
+
+def _bytes(raw: Any, source: str, name: str) -> int:
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    match = re.fullmatch(r"\s*([0-9.]+)\s*([kKmMgG]i?[bB]|[bB])\s*", str(raw))
+    if not match:
+        raise _fail(source, name, f"{raw!r} is not a size; write e.g. 100, 1KiB, 4MB")
+    return int(float(match.group(1)) * _UNITS_BYTES[match.group(2).lower()])
+
+
+def _check_whole(recipe: Recipe, source: str) -> None:
+    """Rules that span fields."""
+    for i, broker in enumerate(recipe.brokers):
+        if broker not in BROKERS:
+            error = unknown_choice("broker", broker, BROKERS)
+            raise _fail(source, f"brokers[{i}]", str(error))
+    if recipe.pattern not in PATTERNS:  # pragma: no cover - caught by choices
+        raise _fail(source, "pattern", recipe.pattern)
+    rate = recipe.rate
+    if rate.profile == "ramp" and rate.to <= 0:
+        raise _fail(source, "rate.to", "a ramp needs the rate it ends at (to > 0)")
+    if rate.profile == "spike":
+        if rate.peak <= 0 or rate.length <= 0:
+            raise _fail(source, "rate.peak", "a spike needs peak > 0 and length > 0")
+        if rate.start >= recipe.duration:
+            raise _fail(source, "rate.start", f"{rate.start:g}s is after the run ends")
+    if rate.profile == "curve" and (not rate.curve or sum(rate.curve) <= 0):
+        raise _fail(source, "rate.curve", "a curve needs a list of relative rates, e.g. [4, 1, 1]")
+    size = recipe.message
+    if size.distribution == "uniform" and size.min > size.max:
+        raise _fail(source, "message.min", f"{size.min} is larger than message.max ({size.max})")
+    if recipe.warmup >= recipe.duration:
+        raise _fail(
+            source, "warmup", f"{recipe.warmup:g}s leaves nothing of a {recipe.duration:g}s run"
+        )
+    for i, fault in enumerate(recipe.faults):
+        _check_fault(fault, source, f"faults[{i}]", recipe.duration)
+
+
+def _check_fault(fault: Fault, source: str, name: str, duration: float) -> None:
+    from lab.faults import ACTIONS  # the faults package owns the list of actions
+
+    if fault.action not in ACTIONS:
+        error = unknown_choice("action", fault.action, ACTIONS)
+        raise _fail(source, f"{name}.action", str(error))
+    if fault.broker and fault.broker not in BROKERS:
+        raise _fail(source, f"{name}.broker", str(unknown_choice("broker", fault.broker, BROKERS)))
+    if fault.at > duration:
+        raise _fail(source, f"{name}.at", f"{fault.at:g}s is after the run ends ({duration:g}s)")
