@@ -1,0 +1,63 @@
+"""Rate profiles: the open-loop schedule has the shape the recipe describes."""
+
+from collections import Counter
+
+import pytest
+
+from lab.engine.pacing import Pacer, rate_function
+from lab.recipes.model import Rate
+
+SECOND = 1_000_000_000
+
+
+def per_second(rate: Rate, duration: float, share: float = 1.0) -> list[int]:
+    """Run a pacer over simulated time and count intended sends per second."""
+    pacer = Pacer(rate_function(rate, duration), t0_ns=0, duration=duration, share=share)
+    counts: Counter = Counter()
+    now = 0
+    while not pacer.finished:
+        now += SECOND // 100
+        for intended in pacer.due(now, 100_000):
+            counts[intended // SECOND] += 1
+    return [counts[s] for s in range(int(duration))]
+
+
+def test_steady():
+    assert per_second(Rate(rate=200), 5) == [200] * 5
+
+
+def test_two_producers_share_the_rate():
+    assert per_second(Rate(rate=200), 3, share=0.5) == [100] * 3
+
+
+def test_ramp():
+    counts = per_second(Rate(profile="ramp", rate=100, to=1000), 10)
+    assert counts == sorted(counts)
+    assert counts[0] == pytest.approx(145, abs=10) and counts[-1] == pytest.approx(955, abs=10)
+
+
+def test_spike():
+    counts = per_second(Rate(profile="spike", rate=100, peak=1000, start=3, length=2), 8)
+    assert counts == [100, 100, 100, 1000, 1000, 100, 100, 100]
+
+
+def test_curve_keeps_the_mean_and_the_shape():
+    counts = per_second(Rate(profile="curve", rate=100, curve=(7, 1, 1, 1, 1, 1, 1, 1)), 8)
+    assert sum(counts) == pytest.approx(800, abs=2)
+    assert counts[0] == pytest.approx(400, abs=2)  # half of the day in the first eighth
+    assert counts[1] == pytest.approx(57, abs=2)
+
+
+def test_multiplier_and_burst():
+    pacer = Pacer(rate_function(Rate(rate=100), 10), t0_ns=0, duration=10, share=1)
+    assert len(pacer.due(SECOND - 1, 10_000)) == 100
+    pacer.multiplier = 10
+    assert len(pacer.due(2 * SECOND - 1, 10_000)) == pytest.approx(1000, abs=2)
+    pacer.burst(50, 2 * SECOND)
+    assert len(pacer.due(2 * SECOND, 10_000)) == 50 + 1
+
+
+def test_behind_counts_what_is_late():
+    pacer = Pacer(rate_function(Rate(rate=1000), 10), t0_ns=0, duration=10, share=1)
+    pacer.due(SECOND, 10)  # took only 10 of the 1001 due
+    assert pacer.behind(SECOND) == pytest.approx(991, abs=2)
