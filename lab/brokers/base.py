@@ -1,0 +1,169 @@
+"""The contract every broker adapter keeps. A new broker is one module implementing it.
+
+Engine side (the lab's process):  provision, probe, teardown, settings, close.
+Worker side (producer/consumer processes): producer(id), consumer(id).
+
+Adapters only move bytes: they never decode the lab's message header, never measure
+latency and never count. The workers do that, identically for every broker.
+"""
+
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import ClassVar, NamedTuple
+
+from lab.endpoints import Endpoint
+from lab.recipes.model import Recipe
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What an adapter knows about the run; picklable, handed to every worker."""
+
+    run_id: str
+    broker: str
+    endpoint: Endpoint  # where clients connect (the chaos proxy, when one runs)
+    recipe: Recipe
+    admin_endpoint: Endpoint | None = None  # direct, for provisioning and probes
+
+    @property
+    def admin(self) -> Endpoint:
+        return self.admin_endpoint or self.endpoint
+
+    @property
+    def queue(self) -> str:
+        """Topic / queue / stream name of this run: lab-<run id>."""
+        return f"lab-{self.run_id}"
+
+    @property
+    def dead_letter_queue(self) -> str:
+        return f"{self.queue}.dlq"
+
+    @property
+    def table(self) -> str:
+        """SQL-safe name of this run's queue table."""
+        return "lab_" + re.sub(r"[^a-z0-9_]", "_", self.run_id.lower())
+
+    @property
+    def group(self) -> str:
+        """Consumer group name."""
+        return f"lab-{self.run_id}-consumers"
+
+
+class Outgoing(NamedTuple):
+    seq: int
+    intended_ns: int
+    payload: bytes
+
+
+class Ack(NamedTuple):
+    seq: int
+    intended_ns: int
+    ok: bool
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class Delivery:
+    payload: bytes
+    handle: object  # what the adapter needs to ack or reject this message
+    attempts: int = 0  # delivery attempt as the broker counts it (1 = first); 0: it does not
+
+
+@dataclass(frozen=True)
+class Probe:
+    """The broker's own view of the run's queue."""
+
+    # Messages held that consumers have not finished (lag). RabbitMQ can only say how
+    # many are ready: deliveries waiting for an ack (up to prefetch x consumers) are not
+    # in it while consumers run, and are again once they stop.
+    depth: int | None = None
+    dead_letters: int | None = None
+    retention_dropped: int | None = None
+    detail: dict = field(default_factory=dict)
+
+
+class BrokerError(Exception):
+    """A client call failed because of the broker or the network (not a lab bug)."""
+
+
+class ProducerClient(ABC):
+    @abstractmethod
+    def send(self, batch: list[Outgoing]) -> None:
+        """Hand messages to the broker. May block for backpressure (a full confirm window,
+        a full client queue, a synchronous commit); does not wait for acknowledgements
+        otherwise (those come from poll). BrokerError: none of the batch counts as acked,
+        and whether the broker kept it may be unknown."""
+
+    @abstractmethod
+    def poll(self, timeout: float) -> list[Ack]:
+        """Wait up to `timeout` seconds for acknowledgements; return those that arrived.
+        A message the broker refused, or that timed out, is an Ack with ok=False."""
+
+    @abstractmethod
+    def flush(self, timeout: float) -> list[Ack]:
+        """Wait until every sent message is acknowledged (or `timeout`); return the acks.
+        Messages still unconfirmed at the timeout are simply not in the list."""
+
+    def close(self) -> None:  # noqa: B027 - optional
+        """Release the connection."""
+
+
+class ConsumerClient(ABC):
+    """The worker acks or rejects every delivery of one receive() before the next call
+    (PostgreSQL commits a claim only when all of its rows are settled)."""
+
+    @abstractmethod
+    def receive(self, max_messages: int, timeout: float) -> list[Delivery]:
+        """Up to `max_messages` deliveries, waiting at most `timeout` seconds for the first."""
+
+    @abstractmethod
+    def ack(self, deliveries: list[Delivery]) -> None:
+        """Processing finished: the broker may forget these (commit / ack / delete)."""
+
+    @abstractmethod
+    def reject(self, deliveries: list[Delivery]) -> None:
+        """Processing failed: the broker delivers them again (or dead-letters them)."""
+
+    def close(self) -> None:  # noqa: B027 - optional
+        """Release the connection."""
+
+
+class BrokerAdapter(ABC):
+    name: ClassVar[str]
+
+    def __init__(self, spec: RunSpec) -> None:
+        self.spec = spec
+
+    @abstractmethod
+    def provision(self) -> None:
+        """Create the run's topic/queue/stream/table, its consumer group, retention and
+        dead-letter set-up, and apply the recipe's durability profile."""
+
+    @abstractmethod
+    def probe(self, final: bool = False) -> Probe:
+        """Depth (lag), dead letters and retention drops as the broker reports them.
+        Called twice a second while running: keep it cheap. `final`: exact, once, at end."""
+
+    @abstractmethod
+    def teardown(self) -> None:
+        """Delete what provision created for this run."""
+
+    @abstractmethod
+    def settings(self) -> dict[str, str]:
+        """The broker settings this run used (durability mapping), for the results."""
+
+    @abstractmethod
+    def producer(self, producer_id: int) -> ProducerClient:
+        """A producer, created inside a worker process."""
+
+    @abstractmethod
+    def consumer(self, consumer_id: int) -> ConsumerClient:
+        """A consumer in the run's group, created inside a worker process."""
+
+    def client_version(self) -> str:
+        """Name and version of the client library this adapter uses."""
+        return "unknown"
+
+    def close(self) -> None:  # noqa: B027 - optional
+        """Release engine-side connections."""

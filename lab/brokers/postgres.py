@@ -1,0 +1,387 @@
+"""PostgreSQL as a queue: one table per run, rows in with COPY, rows out two ways.
+
+skip-locked (the right way): a consumer claims rows with SELECT ... FOR UPDATE SKIP
+LOCKED in a transaction that stays open while the worker processes them; ack deletes
+them, reject counts an attempt, and the commit that follows releases the claim. A
+consumer that dies rolls back, so its rows are claimable again at once. An idle consumer
+sleeps on LISTEN until a producer's commit sends NOTIFY.
+
+polling (the anti-pattern, kept so users can see its cost): every poll_interval a plain
+SELECT of 'new' rows, then a separate UPDATE to 'processing'. Two consumers can read the
+same rows between the two statements, so they get duplicates; a row waits up to a whole
+interval before anyone sees it. Rows left 'processing' by a dead consumer become 'new'
+again after VISIBILITY_TIMEOUT seconds, the usual lease of such designs.
+
+Either way ack DELETEs, so the table holds exactly the messages not yet done.
+"""
+
+import contextlib
+import time
+
+import psycopg
+from psycopg import sql
+
+from lab.brokers.base import (
+    Ack,
+    BrokerAdapter,
+    BrokerError,
+    ConsumerClient,
+    Delivery,
+    Outgoing,
+    Probe,
+    ProducerClient,
+    RunSpec,
+)
+from lab.endpoints import Endpoint
+
+VISIBILITY_TIMEOUT = 30.0  # polling mode: seconds before a 'processing' row is new again
+# Live probes count rows exactly up to this many; beyond it the id range is the estimate,
+# so a probe twice a second never scans a big backlog.
+EXACT_DEPTH_LIMIT = 10_000
+
+
+def _connect(ep: Endpoint, name: str, sync_commit: str = "on", **kw: object) -> psycopg.Connection:
+    try:
+        return psycopg.connect(
+            host=ep.host,
+            port=ep.port,
+            user=ep.username,
+            password=ep.password,
+            dbname=ep.path or "postgres",
+            application_name=name[:63],
+            connect_timeout=5,
+            # Per session, so the durability profile needs no change to the server.
+            options=f"-c synchronous_commit={sync_commit}",
+            **kw,
+        )
+    except psycopg.Error as exc:
+        raise BrokerError(f"postgres: cannot connect as {name}: {exc}") from exc
+
+
+def _close(conn: psycopg.Connection | None) -> None:
+    if conn is not None:
+        with contextlib.suppress(psycopg.Error):
+            conn.close()
+
+
+class PostgresAdapter(BrokerAdapter):
+    name = "postgres"
+
+    def __init__(self, spec: RunSpec) -> None:
+        super().__init__(spec)
+        self._admin: psycopg.Connection | None = None
+
+    @property
+    def sync_commit(self) -> str:
+        # "fast": commits return before the WAL is flushed; a crash can lose the last
+        # fraction of a second of acknowledged messages, but never corrupts the table.
+        return "on" if self.spec.recipe.durability == "safe" else "off"
+
+    def _execute(self, query: sql.Composable, params: tuple = ()) -> list[tuple]:
+        """Run one engine-side statement on the one reused autocommit connection."""
+        try:
+            if self._admin is None or self._admin.closed:
+                self._admin = _connect(self.spec.admin, f"{self.spec.table}-admin", autocommit=True)
+            cur = self._admin.execute(query, params)
+            return cur.fetchall() if cur.description else []
+        except psycopg.Error as exc:
+            _close(self._admin)
+            self._admin = None
+            raise BrokerError(f"postgres: {exc}") from exc
+
+    def provision(self) -> None:
+        table = sql.Identifier(self.spec.table)
+        self._execute(
+            sql.SQL(
+                """CREATE TABLE IF NOT EXISTS {} (
+                    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                    payload bytea NOT NULL,
+                    attempts integer NOT NULL DEFAULT 0,
+                    enqueued_at timestamptz NOT NULL DEFAULT now(),
+                    status text NOT NULL DEFAULT 'new',  -- polling mode only
+                    claimed_at timestamptz               -- polling mode only
+                )"""
+            ).format(table)
+        )
+        # The lab pads messages with one repeated byte; compressing that would flatter
+        # PostgreSQL against brokers that store payloads as they are.
+        self._execute(sql.SQL("ALTER TABLE {} ALTER payload SET STORAGE EXTERNAL").format(table))
+
+    def probe(self, final: bool = False) -> Probe:
+        table = sql.Identifier(self.spec.table)
+        if final:
+            [(depth,)] = self._execute(sql.SQL("SELECT count(*) FROM {}").format(table))
+            return Probe(depth=depth, detail={"depth": "exact"})
+        [(depth,)] = self._execute(
+            sql.SQL("SELECT count(*) FROM (SELECT FROM {} LIMIT %s) AS head").format(table),
+            (EXACT_DEPTH_LIMIT + 1,),
+        )
+        if depth <= EXACT_DEPTH_LIMIT:
+            return Probe(depth=depth, detail={"depth": "exact"})
+        # Two index probes; an upper bound, since acked rows leave holes in the range.
+        [(span,)] = self._execute(sql.SQL("SELECT max(id) - min(id) + 1 FROM {}").format(table))
+        return Probe(depth=max(depth, span or 0), detail={"depth": "estimate"})
+
+    def teardown(self) -> None:
+        drop = sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(self.spec.table))
+        try:
+            # A consumer that hangs with its claim open would block DROP forever.
+            self._execute(sql.SQL("SET lock_timeout = '5s'"))
+            try:
+                self._execute(drop)
+            except BrokerError:
+                self._execute(
+                    sql.SQL(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE starts_with(application_name, %s) AND pid <> pg_backend_pid()"
+                    ),
+                    (self.spec.table + "-",),
+                )
+                self._execute(drop)
+        except BrokerError:
+            pass  # the broker is down at the end of a fault drill: nothing left to undo
+
+    def settings(self) -> dict[str, str]:
+        pg = self.spec.recipe.postgres
+        if pg.consume == "polling":
+            consume = f"polling every {pg.poll_interval:g}s, no row locks"
+            extra = {"visibility_timeout": f"{VISIBILITY_TIMEOUT:g}s"}
+        else:
+            consume, extra = "skip-locked + LISTEN/NOTIFY", {}
+        return {
+            "synchronous_commit": self.sync_commit,
+            "consume": consume,
+            "insert": "COPY in batches, one commit per batch",
+            "ack": "DELETE",
+            **extra,
+        }
+
+    def client_version(self) -> str:
+        libpq = psycopg.pq.version()
+        return f"psycopg {psycopg.__version__} (libpq {libpq // 10000}.{libpq % 100})"
+
+    def producer(self, producer_id: int) -> ProducerClient:
+        return PostgresProducer(self.spec, producer_id, self.sync_commit)
+
+    def consumer(self, consumer_id: int) -> ConsumerClient:
+        if self.spec.recipe.postgres.consume == "polling":
+            return PollingConsumer(self.spec, consumer_id, self.sync_commit)
+        return SkipLockedConsumer(self.spec, consumer_id, self.sync_commit)
+
+    def close(self) -> None:
+        _close(self._admin)
+        self._admin = None
+
+
+class PostgresProducer(ProducerClient):
+    """Each send is one transaction: COPY the batch, NOTIFY, COMMIT. The commit is the ack."""
+
+    def __init__(self, spec: RunSpec, producer_id: int, sync_commit: str) -> None:
+        self._endpoint = spec.endpoint
+        self._name = f"{spec.table}-producer-{producer_id}"
+        self._sync_commit = sync_commit
+        self._conn = _connect(self._endpoint, self._name, sync_commit)
+        table = sql.Identifier(spec.table)
+        self._copy = sql.SQL("COPY {} (payload) FROM STDIN (FORMAT BINARY)").format(table)
+        self._channel = spec.table
+        self._acks: list[Ack] = []
+
+    def send(self, batch: list[Outgoing]) -> None:
+        if not batch:
+            return
+        if self._conn.closed:  # lost in an earlier send: the broker may be back
+            self._conn = _connect(self._endpoint, self._name, self._sync_commit)
+        step = "insert"
+        try:
+            with self._conn.cursor() as cur:
+                with cur.copy(self._copy) as copy:
+                    copy.set_types(["bytea"])
+                    for msg in batch:
+                        copy.write_row((msg.payload,))
+                # Delivered to listeners only when (and if) the commit succeeds.
+                cur.execute("SELECT pg_notify(%s, '')", (self._channel,))
+            # A connection lost during COMMIT leaves the outcome unknown: say so.
+            step = "commit (outcome unknown)"
+            self._conn.commit()
+        except psycopg.Error as exc:
+            with contextlib.suppress(psycopg.Error):
+                self._conn.rollback()
+            raise BrokerError(f"postgres: {step} of {len(batch)} messages failed: {exc}") from exc
+        self._acks += [Ack(msg.seq, msg.intended_ns, True) for msg in batch]
+
+    def poll(self, timeout: float) -> list[Ack]:
+        acks, self._acks = self._acks, []
+        if not acks and timeout > 0:
+            time.sleep(timeout)  # nothing is in flight: no ack can arrive
+        return acks
+
+    def flush(self, timeout: float) -> list[Ack]:
+        return self.poll(0)
+
+    def close(self) -> None:
+        _close(self._conn)
+
+
+class _Consumer(ConsumerClient):
+    """Connection handling shared by both modes; a failed call reconnects on the next."""
+
+    def __init__(self, spec: RunSpec, consumer_id: int, sync_commit: str) -> None:
+        self._spec = spec
+        self._name = f"{spec.table}-consumer-{consumer_id}"
+        self._sync_commit = sync_commit
+        self._prefetch = spec.recipe.consumers.prefetch
+        self._table = sql.Identifier(spec.table)
+        self._conn: psycopg.Connection | None = None
+        self._connect()
+
+    def _connect(self) -> psycopg.Connection:
+        if self._conn is None:
+            self._conn = _connect(self._spec.endpoint, self._name, self._sync_commit)
+        return self._conn
+
+    def _fail(self, exc: psycopg.Error, what: str) -> BrokerError:
+        self.close()
+        return BrokerError(f"postgres: {what} failed: {exc}")
+
+    def _rows(self, query: sql.Composable, params: tuple) -> list[tuple]:
+        # Binary results: bytea arrives as bytes without hex decoding.
+        return self._connect().execute(query, params, binary=True).fetchall()
+
+    def close(self) -> None:
+        _close(self._conn)  # the server rolls back whatever was claimed and not acked
+        self._conn = None
+
+
+class SkipLockedConsumer(_Consumer):
+    def __init__(self, spec: RunSpec, consumer_id: int, sync_commit: str) -> None:
+        self._listener: psycopg.Connection | None = None
+        self._held: set[int] = set()  # rows claimed in the open transaction
+        super().__init__(spec, consumer_id, sync_commit)
+        # Our own locks do not make rows skip-locked for us, hence the id filter.
+        self._claim = sql.SQL(
+            "SELECT id, payload, attempts FROM {} WHERE id <> ALL(%s::bigint[])"
+            " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"
+        ).format(self._table)
+        self._delete = sql.SQL("DELETE FROM {} WHERE id = ANY(%s::bigint[])").format(self._table)
+        self._retry = sql.SQL(
+            "UPDATE {} SET attempts = attempts + 1 WHERE id = ANY(%s::bigint[])"
+        ).format(self._table)
+
+    def _listen(self) -> psycopg.Connection:
+        if self._listener is None:
+            self._listener = _connect(self._spec.endpoint, self._name + "-listen", autocommit=True)
+            self._listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._spec.table)))
+        return self._listener
+
+    def receive(self, max_messages: int, timeout: float) -> list[Delivery]:
+        want = min(max_messages, self._prefetch - len(self._held))
+        if want <= 0:
+            return []
+        deadline = time.monotonic() + timeout
+        try:
+            listener = self._listen()
+            while True:
+                # Wake-ups that came before this claim are answered by it: drop them.
+                for _ in listener.notifies(timeout=0):
+                    pass
+                rows = self._rows(self._claim, (list(self._held), want))
+                if not rows and not self._held:
+                    self._connect().rollback()  # no idle transaction while we sleep
+                remaining = deadline - time.monotonic()
+                if rows or remaining <= 0:
+                    break
+                for _ in listener.notifies(timeout=remaining, stop_after=1):
+                    break
+        except psycopg.Error as exc:
+            raise self._fail(exc, "claim") from exc
+        self._held.update(row[0] for row in rows)
+        return [Delivery(payload, id_, attempts + 1) for id_, payload, attempts in rows]
+
+    def _finish(self, deliveries: list[Delivery], query: sql.Composable, what: str) -> None:
+        # Handles from a claim that was since rolled back are no longer ours to touch.
+        ids = [d.handle for d in deliveries if d.handle in self._held]
+        try:
+            if ids:
+                self._connect().execute(query, (ids,))
+                self._held.difference_update(ids)
+            # Committing releases every claim of the transaction, so wait for the last.
+            if not self._held and self._conn is not None:
+                self._conn.commit()
+        except psycopg.Error as exc:
+            raise self._fail(exc, what) from exc
+
+    def ack(self, deliveries: list[Delivery]) -> None:
+        self._finish(deliveries, self._delete, "ack")
+
+    def reject(self, deliveries: list[Delivery]) -> None:
+        self._finish(deliveries, self._retry, "reject")
+
+    def close(self) -> None:
+        super().close()
+        self._held.clear()
+        _close(self._listener)
+        self._listener = None
+
+
+class PollingConsumer(_Consumer):
+    visibility_timeout = VISIBILITY_TIMEOUT
+
+    def __init__(self, spec: RunSpec, consumer_id: int, sync_commit: str) -> None:
+        super().__init__(spec, consumer_id, sync_commit)
+        self._interval = spec.recipe.postgres.poll_interval
+        self._next_poll = 0.0
+        self._select = sql.SQL(
+            "SELECT id, payload, attempts FROM {} WHERE status = 'new'"
+            " OR (status = 'processing' AND claimed_at < now() - make_interval(secs => %s))"
+            " ORDER BY id LIMIT %s"
+        ).format(self._table)
+        self._mark = sql.SQL(
+            "UPDATE {} SET status = 'processing', claimed_at = now() WHERE id = ANY(%s::bigint[])"
+        ).format(self._table)
+        self._delete = sql.SQL("DELETE FROM {} WHERE id = ANY(%s::bigint[])").format(self._table)
+        self._retry = sql.SQL(
+            "UPDATE {} SET status = 'new', claimed_at = NULL, attempts = attempts + 1"
+            " WHERE id = ANY(%s::bigint[])"
+        ).format(self._table)
+
+    def receive(self, max_messages: int, timeout: float) -> list[Delivery]:
+        deadline = time.monotonic() + timeout
+        while True:
+            # The cadence is the consumer's, not the caller's: a new receive() does not
+            # poll early, which is where this mode's latency comes from.
+            pause = self._next_poll - time.monotonic()
+            if pause > 0:
+                time.sleep(max(0.0, min(pause, deadline - time.monotonic())))
+                if time.monotonic() < self._next_poll:
+                    return []
+            try:
+                conn = self._connect()
+                want = min(max_messages, self._prefetch)
+                rows = self._rows(self._select, (self.visibility_timeout, want))
+                if rows:
+                    # Not atomic with the SELECT: another consumer may have read the same rows.
+                    conn.execute(self._mark, ([row[0] for row in rows],))
+                conn.commit()
+            except psycopg.Error as exc:
+                raise self._fail(exc, "poll") from exc
+            if rows:
+                return [Delivery(payload, id_, attempts + 1) for id_, payload, attempts in rows]
+            self._next_poll = time.monotonic() + self._interval
+            if time.monotonic() >= deadline:
+                return []
+
+    def _finish(self, deliveries: list[Delivery], query: sql.Composable, what: str) -> None:
+        if not deliveries:
+            return
+        try:
+            conn = self._connect()
+            conn.execute(query, ([d.handle for d in deliveries],))
+            conn.commit()
+        except psycopg.Error as exc:
+            raise self._fail(exc, what) from exc
+
+    def ack(self, deliveries: list[Delivery]) -> None:
+        self._finish(deliveries, self._delete, "ack")
+
+    def reject(self, deliveries: list[Delivery]) -> None:
+        self._finish(deliveries, self._retry, "reject")
