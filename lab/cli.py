@@ -39,6 +39,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("broker", metavar="BROKER")
     p.add_argument("-n", "--lines", type=int, default=100)
     sub.add_parser("doctor", help="what is installed, what is missing, how to fix it")
+
+    p = sub.add_parser("run", help="run a recipe through the brokers, headless")
+    p.add_argument("recipe", help="a recipe file, or the name of a shipped one (quickstart)")
+    p.add_argument("--brokers", help="comma-separated; default: the recipe's brokers")
+    p.add_argument("--mode", choices=("parallel", "sequential"), default="parallel")
+    p.add_argument("--duration", help="override the recipe's duration (e.g. 30s)")
+    p.add_argument("--rate", type=float, help="override the recipe's rate (msgs/s)")
+    p.add_argument("--out", default="results", help="directory for results (default: results)")
+    p.add_argument(
+        "--keep-brokers",
+        action="store_true",
+        help="leave brokers this run started running afterwards",
+    )
     return parser
 
 
@@ -96,6 +109,20 @@ def run(argv: Sequence[str] | None = None) -> int:
             print(render_status(rows))
     elif args.command == "logs":
         print(runtime.logs(args.broker, args.lines))
+    elif args.command == "run":
+        from pathlib import Path
+
+        from lab.headless import run as run_headless
+
+        overrides: dict = {}
+        if args.duration:
+            overrides["duration"] = args.duration
+        if args.rate is not None:
+            overrides["rate.rate"] = args.rate
+        brokers = [b.strip() for b in args.brokers.split(",") if b.strip()] if args.brokers else []
+        return run_headless(
+            runtime, args.recipe, brokers, args.mode, Path(args.out), overrides, args.keep_brokers
+        )
     return 0
 
 

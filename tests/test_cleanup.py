@@ -15,7 +15,7 @@ pytestmark = pytest.mark.brokers
 
 @pytest.fixture
 def settings():
-    with isolated_lab(port_base=29000) as s:
+    with isolated_lab(port_base=23000) as s:
         yield s
 
 

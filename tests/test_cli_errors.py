@@ -9,7 +9,7 @@ from tests.helpers import isolated_lab, run_lab
 
 @pytest.fixture
 def settings():
-    with isolated_lab(port_base=28000) as s:
+    with isolated_lab(port_base=21000) as s:
         yield s
 
 

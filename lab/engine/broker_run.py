@@ -1,0 +1,260 @@
+"""One broker's part of a run: its adapter, its workers, and what they reported.
+
+All methods are called with the session's lock held, from the session's threads; the
+probe runs on its own thread (see BrokerMonitor) so a hung broker never delays a Snapshot.
+"""
+
+import time
+from array import array
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+from hdrh.histogram import HdrHistogram
+
+from lab.brokers import adapter_for
+from lab.brokers.base import BrokerAdapter, Probe, RunSpec
+from lab.engine.pacing import rate_function
+from lab.engine.worker import PRODUCER_SHIFT, Report, WorkerSpec
+from lab.engine.workers import WorkerHandle, reap, start_worker
+from lab.ledger import Ledger, LedgerCounts, SeqCollector
+from lab.metrics import BrokerSnapshot, Latency, new_histogram
+
+SEQ_MASK = (1 << PRODUCER_SHIFT) - 1
+RATE_WINDOW = 1.0  # seconds over which rates are averaged
+
+
+@dataclass
+class Totals:
+    sent: int = 0
+    sent_bytes: int = 0
+    acked: int = 0
+    acked_bytes: int = 0
+    failed: int = 0
+    processed: int = 0
+    processed_bytes: int = 0
+    rejected: int = 0
+    foreign: int = 0
+    errors: int = 0
+
+
+@dataclass
+class Health:
+    """The latest word from the broker's monitor thread."""
+
+    state: str = "unknown"
+    probe: Probe = field(default_factory=Probe)
+    cpu_percent: float | None = None
+    rss_bytes: int | None = None
+    max_lag: int = 0
+
+
+class BrokerRun:
+    def __init__(self, spec: RunSpec) -> None:
+        self.spec = spec
+        self.broker = spec.broker
+        self.recipe = spec.recipe
+        self.adapter: BrokerAdapter = adapter_for(spec)
+        self.phase = "waiting"
+        self.t0_ns: int | None = None  # producers' clock zero
+        self.workers: list[WorkerHandle] = []
+        self.next_index = {"producer": 0, "consumer": 0}
+        self.totals = Totals()
+        self.ledger = Ledger()
+        self._delivered = SeqCollector()  # folded into the ledger at each snapshot
+        self.publish_window = new_histogram()
+        self.e2e_window = new_histogram()
+        self.publish_summary = new_histogram()  # after warm-up only
+        self.e2e_summary = new_histogram()
+        self.max_backlog = 0
+        self._backlog: dict[int, int] = {}
+        self._rates: deque[tuple[float, int, int, int, int]] = deque()
+        self.health = Health()
+        self.last_error = ""
+        self.final_counts: LedgerCounts | None = None
+        self.multiplier = 1.0
+        self.deadline = 0.0  # of the current phase (connecting, draining, stopping)
+        self.by_second: dict[str, Counter] = {k: Counter() for k in ("sent", "acked", "processed")}
+        self.started_at: float | None = None  # session seconds
+        self.finished_at: float | None = None
+
+    # --- workers ---------------------------------------------------------------------
+
+    def start_consumers(self) -> None:
+        for _ in range(self.recipe.consumers.count):
+            self.add_worker("consumer")
+
+    def start_producers(self) -> None:
+        """Producers connect, say ready, and wait for `go`."""
+        count = self.recipe.producers.count
+        for _ in range(count):
+            self.add_worker("producer", share=1.0 / count)
+
+    def producers_ready(self) -> bool:
+        return all(w.ready for w in self.workers if w.role == "producer")
+
+    def go(self, t0_ns: int) -> None:
+        """Start every producer's schedule on the same clock zero."""
+        self.t0_ns = t0_ns
+        for w in self.live("producer") + self.live("consumer"):
+            w.tell("start", t0_ns, self.multiplier)
+
+    def add_worker(self, role: str, share: float = 1.0) -> WorkerHandle:
+        index = self.next_index[role]
+        self.next_index[role] += 1
+        handle = start_worker(WorkerSpec(self.spec, role, index, share))
+        self.workers.append(handle)
+        return handle
+
+    def live(self, role: str) -> list[WorkerHandle]:
+        return [w for w in self.workers if w.role == role and not w.finished and not w.stopping]
+
+    def stop_role(self, role: str) -> None:
+        for w in self.live(role):
+            w.stop()
+
+    def producers_done(self) -> bool:
+        return all(w.finished or not w.alive() for w in self.workers if w.role == "producer")
+
+    def all_done(self) -> bool:
+        return all(w.finished or not w.alive() for w in self.workers)
+
+    def reap(self, timeout: float) -> None:
+        reap(self.workers, timeout)
+
+    # --- what workers say ------------------------------------------------------------
+
+    def on_message(self, handle: WorkerHandle, kind: str, body: object) -> str | None:
+        """Fold one worker message in; return an error text worth an event, if any."""
+        if kind == "delivered":
+            packed = array("Q")
+            packed.frombytes(body)
+            add = self._delivered.add
+            for value in packed:
+                add(value >> PRODUCER_SHIFT, value & SEQ_MASK)
+            return None
+        if kind == "crashed":
+            self.totals.errors += 1
+            self.last_error = str(body)
+            return str(body)
+        report: Report = body
+        self._fold(handle, report)
+        if kind == "ready":
+            handle.ready = True
+        if kind == "final":
+            handle.finished = True
+            if handle.role == "producer":
+                self._backlog.pop(handle.index, None)
+        return None
+
+    def _fold(self, handle: WorkerHandle, r: Report) -> None:
+        t = self.totals
+        t.sent += r.sent
+        t.sent_bytes += r.sent_bytes
+        t.acked += r.acked
+        t.acked_bytes += r.acked_bytes
+        t.failed += r.failed
+        t.processed += r.processed
+        t.processed_bytes += r.processed_bytes
+        t.rejected += r.rejected
+        t.foreign += r.foreign
+        t.errors += r.errors
+        if r.error_text:
+            self.last_error = r.error_text
+        if r.acked_seqs or r.sent:
+            self.ledger.record_acked(r.acked_seqs, r.sent)
+        in_summary = self._past_warmup()
+        for raw, window, summary in (
+            (r.publish_hist, self.publish_window, self.publish_summary),
+            (r.e2e_hist, self.e2e_window, self.e2e_summary),
+        ):
+            if raw:
+                delta = HdrHistogram.decode(raw)
+                window.add(delta)
+                if in_summary:
+                    summary.add(delta)
+        if handle.role == "producer":
+            self._backlog[handle.index] = r.backlog
+        self.by_second["sent"].update(r.sent_by_second)
+        self.by_second["acked"].update(r.acked_by_second)
+        self.by_second["processed"].update(r.processed_by_second)
+
+    def per_second(self) -> dict[str, list[int]]:
+        """Sent, acked and processed messages in each whole second of the run clock."""
+        last = max((max(c, default=-1) for c in self.by_second.values()), default=-1)
+        return {k: [c.get(i, 0) for i in range(last + 1)] for k, c in self.by_second.items()}
+
+    def _past_warmup(self) -> bool:
+        if self.t0_ns is None:
+            return False
+        return (time.monotonic_ns() - self.t0_ns) / 1e9 >= self.recipe.warmup
+
+    # --- snapshots ---------------------------------------------------------------------
+
+    def elapsed(self) -> float:
+        return 0.0 if self.t0_ns is None else max(0.0, (time.monotonic_ns() - self.t0_ns) / 1e9)
+
+    def target_rate(self) -> float:
+        if self.phase not in ("warmup", "running"):
+            return 0.0
+        rate_at = rate_function(self.recipe.rate, self.recipe.duration)
+        return rate_at(self.elapsed()) * self.multiplier
+
+    def snapshot(self, now: float) -> BrokerSnapshot:
+        self.ledger.record_delivered(self._delivered.export(), self._delivered.repeats)
+        self._delivered = SeqCollector()
+        t = self.totals
+        self._rates.append((now, t.acked, t.processed, t.acked_bytes, t.processed_bytes))
+        while len(self._rates) > 2 and now - self._rates[1][0] >= RATE_WINDOW:
+            self._rates.popleft()
+        first = self._rates[0]
+        span = now - first[0]
+        rate = [
+            (b - a) / span if span > 0 else 0.0
+            for a, b in zip(first[1:], self._rates[-1][1:], strict=True)
+        ]
+        if self.phase in ("done", "failed"):
+            rate = [0.0] * 4
+        backlog = sum(self._backlog.values())
+        self.max_backlog = max(self.max_backlog, backlog)
+        h = self.health
+        counts = self.final_counts or self.ledger.counts()
+        snap = BrokerSnapshot(
+            broker=self.broker,
+            phase=self.phase,
+            state=h.state,
+            producers=len(self.live("producer")),
+            consumers=len(self.live("consumer")),
+            target_rate=self.target_rate(),
+            produce_rate=rate[0],
+            consume_rate=rate[1],
+            produce_mbps=rate[2] / 1e6,
+            consume_mbps=rate[3] / 1e6,
+            backlog=backlog,
+            lag=h.probe.depth,
+            dead_letters=h.probe.dead_letters,
+            retention_dropped=h.probe.retention_dropped,
+            publish=Latency.of(self.publish_window),
+            e2e=Latency.of(self.e2e_window),
+            ledger=counts,
+            errors=t.errors,
+            last_error=self.last_error,
+            cpu_percent=h.cpu_percent,
+            rss_bytes=h.rss_bytes,
+        )
+        self.publish_window.reset()
+        self.e2e_window.reset()
+        return snap
+
+    def drained(self) -> bool:
+        """Everything acked is accounted for, and the broker holds nothing more."""
+        counts = self.ledger.counts()
+        return counts.in_flight == 0 and (self.health.probe.depth or 0) == 0
+
+    def finish(self, final_probe: Probe | None) -> LedgerCounts:
+        self.ledger.record_delivered(self._delivered.export(), self._delivered.repeats)
+        self._delivered = SeqCollector()
+        depth = final_probe.depth if final_probe else None
+        self.final_counts = self.ledger.counts(depth=depth, final=True)
+        if final_probe is not None:
+            self.health.probe = final_probe
+        return self.final_counts

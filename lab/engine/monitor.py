@@ -1,0 +1,110 @@
+"""One thread per broker that owns its adapter's engine-side connections.
+
+It brings the broker up if needed, provisions the run's queue, probes it twice a second
+(lag, dead letters, retention drops, CPU and memory), and at the end takes the final
+probe and tears the queue down. Owning the adapter from one thread means no client
+object is ever shared between threads, and a probe that hangs on a paused broker delays
+only this broker's numbers, never the Snapshot cadence.
+"""
+
+import threading
+import time
+from collections.abc import Callable
+
+from lab.brokers.base import Probe
+from lab.engine.broker_run import BrokerRun
+from lab.runtimes import Runtime
+
+PROBE_INTERVAL = 0.5
+
+
+class BrokerMonitor(threading.Thread):
+    def __init__(
+        self,
+        run: BrokerRun,
+        runtime: Runtime,
+        lock: threading.Lock,
+        on_event: Callable[[str, str, str | None], None],
+        ensure_up: Callable[[str], None],
+    ) -> None:
+        super().__init__(name=f"lab-monitor-{run.broker}", daemon=True)
+        self.run_ = run
+        self.runtime = runtime
+        self.lock = lock
+        self.on_event = on_event
+        self.ensure_up = ensure_up
+        self.ready = threading.Event()  # provisioned: workers may start
+        self.failed: str | None = None
+        self.finish = threading.Event()  # the session wants the final probe and teardown
+        self.final_probe: Probe | None = None
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        r = self.run_
+        try:
+            self.ensure_up(r.broker)
+            r.adapter.provision()
+        except Exception as exc:  # any failure here fails this broker only
+            self.failed = f"{type(exc).__name__}: {exc}"
+            self.ready.set()
+            self.done.set()
+            return
+        self.ready.set()
+        last_state = None
+        while not self.finish.wait(PROBE_INTERVAL):
+            state = self._observe()
+            if state != last_state and last_state is not None:
+                self.on_event("state", f"{r.broker} is {state}", r.broker)
+            last_state = state
+        try:
+            self.final_probe = r.adapter.probe(final=True)
+        except Exception as exc:  # the broker may be down at the end
+            self.on_event("error", f"final probe failed: {exc}", r.broker)
+        try:
+            r.adapter.teardown()
+        finally:
+            r.adapter.close()
+            self.done.set()
+
+    def _observe(self) -> str:
+        r = self.run_
+        try:
+            probe = r.adapter.probe()
+            state = "healthy"
+        except Exception as exc:  # a failed probe is a finding, not a crash
+            probe = None
+            state = self._state_from_runtime()
+            with self.lock:
+                r.last_error = f"probe: {exc}"[:300]
+        stats = self.runtime.stats(r.broker)
+        with self.lock:
+            h = r.health
+            h.state = state
+            if probe is not None:
+                h.probe = probe
+                if probe.depth is not None:
+                    h.max_lag = max(h.max_lag, probe.depth)
+            h.cpu_percent = stats.cpu_percent if stats else None
+            h.rss_bytes = stats.rss_bytes if stats else None
+        return state
+
+    def _state_from_runtime(self) -> str:
+        try:
+            [status] = self.runtime.status([self.run_.broker], sample_seconds=0)
+        except Exception:
+            return "unreachable"
+        state = str(status.state)
+        return "unreachable" if state == "healthy" else state
+
+    def stop_and_wait(self, timeout: float) -> None:
+        self.finish.set()
+        self.done.wait(timeout)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(step)
+    return True

@@ -1,0 +1,449 @@
+"""The Session API both UIs use: start a recipe on brokers, watch Snapshots, send Commands,
+stop and get a RunResult.
+
+    session = Session(runtime)
+    session.start(recipe, ["kafka", "redis"], mode="parallel")
+    for snapshot in session.snapshots():   # twice a second until the run is done
+        ...
+    result = session.wait()                # or session.stop() to end early
+
+Threads: the session's clock thread runs each broker's state machine and publishes a
+Snapshot every `interval`; a reader thread folds worker messages in as they arrive; one
+BrokerMonitor per broker owns that broker's adapter. They share one lock.
+"""
+
+import contextlib
+import dataclasses
+import queue
+import secrets
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from multiprocessing.connection import wait as wait_connections
+
+from lab.brokers.base import RunSpec
+from lab.engine.broker_run import BrokerRun
+from lab.engine.commands import AddConsumer, Burst, Command, RemoveConsumer, SetRate, Stop
+from lab.engine.monitor import BrokerMonitor
+from lab.errors import LabError
+from lab.metrics import Event, Latency, Snapshot
+from lab.recipes import Recipe
+from lab.results import BrokerResult, RunResult, environment, summary
+from lab.runtimes import BrokerState, Runtime, check_brokers
+
+MODES = ("parallel", "sequential")
+CONNECT_TIMEOUT = 10.0  # for workers to connect before producers start anyway
+STOP_TIMEOUT = 15.0  # for workers to send their final report after "stop"
+
+
+def new_run_id(recipe: Recipe) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{recipe.name}-{secrets.token_hex(2)}"
+
+
+class Session:
+    def __init__(
+        self,
+        runtime: Runtime,
+        interval: float = 0.5,
+        stop_started_brokers: bool = True,
+    ) -> None:
+        self.runtime = runtime
+        self.interval = interval
+        self.stop_started_brokers = stop_started_brokers
+        self.lock = threading.Lock()
+        self._events_lock = threading.Lock()
+        self.latest: Snapshot | None = None
+        self.result: RunResult | None = None
+        self.events: list[Event] = []
+        self._unsent_events: list[Event] = []
+        self._subscribers: list[queue.Queue] = []
+        self._commands: queue.Queue[Command] = queue.Queue()
+        self._runs: list[BrokerRun] = []
+        self._monitors: dict[str, BrokerMonitor] = {}
+        self._series: dict[str, list[dict]] = {}
+        self._started_brokers: list[str] = []
+        self._up_lock = threading.Lock()
+        self._done = threading.Event()
+        self._closing = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # --- the API ----------------------------------------------------------------------
+
+    def start(self, recipe: Recipe, brokers: Sequence[str] = (), mode: str = "parallel") -> str:
+        if mode not in MODES:
+            raise LabError(f"unknown mode '{mode}': choose from {', '.join(MODES)}")
+        names = check_brokers(list(brokers) or list(recipe.brokers))
+        self.recipe, self.mode = recipe, mode
+        self.run_id = new_run_id(recipe)
+        self.started_wall = datetime.now(UTC)
+        self.t_start = time.monotonic()
+        for name in names:
+            spec = RunSpec(self.run_id, name, self.runtime.endpoint(name), recipe)
+            run = BrokerRun(spec)
+            self._runs.append(run)
+            self._series[name] = []
+        self._event("phase", f"run {self.run_id}: {recipe.name} on {', '.join(names)} ({mode})")
+        for target, name in (
+            (self._clock, "lab-session-clock"),
+            (self._read, "lab-session-reader"),
+        ):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self.run_id
+
+    def subscribe(self) -> "queue.Queue[Snapshot]":
+        """A queue that receives every Snapshot from now on, and None after the last."""
+        q: queue.Queue = queue.Queue()
+        with self.lock:
+            self._subscribers.append(q)
+            if self._done.is_set():
+                q.put(None)
+        return q
+
+    def snapshots(self) -> Iterator[Snapshot]:
+        q = self.subscribe()
+        while (snap := q.get()) is not None:
+            yield snap
+
+    def command(self, cmd: Command) -> None:
+        self._commands.put(cmd)
+
+    def wait(self, timeout: float | None = None) -> RunResult | None:
+        self._done.wait(timeout)
+        return self.result
+
+    def stop(self, timeout: float | None = None) -> RunResult | None:
+        """End the run early (producers stop, consumers drain) and return its results."""
+        if not self._done.is_set():
+            self.command(Stop())
+        return self.wait(timeout)
+
+    def close(self) -> None:
+        """Leave nothing running: workers killed, queues torn down, started brokers stopped.
+        Safe to call at any time, also after a normal end, and more than once."""
+        self._closing.set()
+        for run in self._runs:
+            for worker in run.workers:
+                worker.kill()
+            run.reap(2)
+        for monitor in self._monitors.values():
+            monitor.stop_and_wait(10)
+        if self.stop_started_brokers and self._started_brokers:
+            with contextlib.suppress(Exception):
+                self.runtime.down(self._started_brokers)
+            self._started_brokers = []
+
+    # --- the clock thread: state machines and snapshots ----------------------------------
+
+    def _clock(self) -> None:
+        try:
+            tick = 0
+            while True:
+                self._apply_commands()
+                self._advance()
+                if all(r.phase in ("done", "failed", "skipped") for r in self._runs):
+                    break
+                self._publish()
+                tick += 1
+                delay = self.t_start + tick * self.interval - time.monotonic()
+                if self._closing.wait(max(0.0, delay)):
+                    break
+        except Exception as exc:  # an engine bug: say so, and still end the run cleanly
+            self._event("error", f"engine failure: {type(exc).__name__}: {exc}")
+            for run in self._runs:
+                if run.phase not in ("done", "skipped"):
+                    run.phase = "failed"
+        self.result = self._build_result()
+        self._publish(final=True)
+        self._done.set()
+        self.close()
+
+    def _advance(self) -> None:
+        active = [r for r in self._runs if r.phase not in ("done", "failed", "skipped")]
+        if self.mode == "sequential":
+            active = active[:1]
+        for run in active:
+            step = getattr(self, f"_step_{run.phase}")
+            step(run)
+
+    def _step_waiting(self, run: BrokerRun) -> None:
+        run.phase = "starting"
+        run.started_at = self._t()
+        monitor = BrokerMonitor(run, self.runtime, self.lock, self._event, self._ensure_up)
+        self._monitors[run.broker] = monitor
+        monitor.start()
+
+    def _step_starting(self, run: BrokerRun) -> None:
+        monitor = self._monitors[run.broker]
+        if not monitor.ready.is_set():
+            return
+        if monitor.failed:
+            run.phase = "failed"
+            self._event("error", f"could not start: {monitor.failed}", run.broker)
+            return
+        with self.lock:
+            run.start_consumers()
+            run.start_producers()
+        run.phase = "connecting"
+        run.deadline = time.monotonic() + CONNECT_TIMEOUT
+
+    def _step_connecting(self, run: BrokerRun) -> None:
+        with self.lock:
+            consumers = all(w.reported for w in run.workers if w.role == "consumer")
+            ready = consumers and run.producers_ready()
+        if not ready and time.monotonic() < run.deadline:
+            return
+        with self.lock:
+            run.go(time.monotonic_ns() + 20_000_000)
+        run.phase = "warmup"  # for 0 s of warm-up it lasts until the next tick
+        self._event("phase", f"producing at {self.recipe.rate.rate:g} msgs/s", run.broker)
+
+    def _step_warmup(self, run: BrokerRun) -> None:
+        if run.elapsed() >= self.recipe.warmup:
+            run.phase = "running"
+        self._step_running(run)
+
+    def _step_running(self, run: BrokerRun) -> None:
+        if run.producers_done():
+            run.phase = "draining"
+            run.deadline = time.monotonic() + self.recipe.drain_timeout
+            self._event("phase", "producers finished; draining", run.broker)
+
+    def _step_draining(self, run: BrokerRun) -> None:
+        with self.lock:
+            drained = run.drained()
+        if drained or time.monotonic() >= run.deadline:
+            if not drained:
+                self._event("error", "drain timeout: messages still in flight", run.broker)
+            with self.lock:
+                run.stop_role("consumer")
+                run.stop_role("producer")
+            run.phase = "stopping"
+            run.deadline = time.monotonic() + STOP_TIMEOUT
+
+    def _step_stopping(self, run: BrokerRun) -> None:
+        if not run.all_done() and time.monotonic() < run.deadline:
+            return
+        run.reap(2)
+        monitor = self._monitors[run.broker]
+        monitor.stop_and_wait(30)
+        with self.lock:
+            counts = run.finish(monitor.final_probe)
+        run.phase = "done"
+        run.finished_at = self._t()
+        if not counts.adds_up():
+            self._event("error", f"ledger does not add up: {counts}", run.broker)
+        self._event("phase", "done", run.broker)
+
+    def _apply_commands(self) -> None:
+        while True:
+            try:
+                cmd = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            self._apply(cmd)
+
+    def _apply(self, cmd: Command) -> None:
+        targets = [r for r in self._runs if getattr(cmd, "broker", None) in (None, r.broker)]
+        with self.lock:
+            for run in targets:
+                if isinstance(cmd, Stop):
+                    if run.phase == "waiting":
+                        run.phase = "skipped"
+                    elif run.phase in ("starting", "connecting", "warmup", "running"):
+                        run.stop_role("producer")
+                elif run.phase not in ("warmup", "running", "draining"):
+                    continue
+                elif isinstance(cmd, SetRate):
+                    run.multiplier = cmd.multiplier
+                    for w in run.live("producer"):
+                        w.tell("multiplier", cmd.multiplier)
+                elif isinstance(cmd, Burst):
+                    producers = run.live("producer")
+                    for i, w in enumerate(producers):
+                        w.tell(
+                            "burst", cmd.count // len(producers) + (i < cmd.count % len(producers))
+                        )
+                elif isinstance(cmd, AddConsumer):
+                    worker = run.add_worker("consumer")
+                    worker.tell("start", run.t0_ns, run.multiplier)
+                elif isinstance(cmd, RemoveConsumer):
+                    consumers = run.live("consumer")
+                    if consumers:
+                        consumers[-1].stop()
+        self._event("command", _describe(cmd))
+
+    # --- the reader thread --------------------------------------------------------------
+
+    def _read(self) -> None:
+        owners = {}
+        while not self._done.is_set():
+            with self.lock:
+                for run in self._runs:
+                    for w in run.workers:
+                        if w.out not in owners and not w.eof:
+                            owners[w.out] = (run, w)
+            if not owners:
+                time.sleep(0.05)
+                continue
+            for conn in wait_connections(list(owners), timeout=0.1):
+                run, worker = owners[conn]
+                try:
+                    kind, body = conn.recv()
+                except (EOFError, OSError):
+                    worker.eof = True
+                    del owners[conn]
+                    conn.close()
+                    continue
+                with self.lock:
+                    worker.reported = True
+                    problem = run.on_message(worker, kind, body)
+                if problem:
+                    self._event("error", problem, run.broker)
+
+    # --- snapshots, events, results ----------------------------------------------------------
+
+    def _t(self) -> float:
+        return time.monotonic() - self.t_start
+
+    def _event(self, kind: str, message: str, broker: str | None = None) -> None:
+        event = Event(round(self._t(), 3), kind, message, broker)
+        with self._events_lock:  # not self.lock: events come from threads that hold it
+            self.events.append(event)
+            self._unsent_events.append(event)
+
+    def _publish(self, final: bool = False) -> None:
+        now = time.monotonic()
+        with self.lock:
+            brokers = tuple(run.snapshot(now) for run in self._runs)
+            with self._events_lock:
+                events, self._unsent_events = tuple(self._unsent_events), []
+            t = self._t()
+            for b in brokers:
+                self._series[b.broker].append(_series_point(t, b))
+            phase = "done" if final else _run_phase([r.phase for r in self._runs])
+            snap = Snapshot(
+                run_id=self.run_id,
+                recipe=self.recipe.name,
+                mode=self.mode,
+                seq=(self.latest.seq + 1) if self.latest else 0,
+                t=round(t, 3),
+                duration=self.recipe.duration,
+                phase=phase,
+                brokers=brokers,
+                events=events,
+            )
+            self.latest = snap
+            subscribers = list(self._subscribers)
+        for q in subscribers:
+            q.put(snap)
+            if final:
+                q.put(None)
+
+    def _ensure_up(self, broker: str) -> None:
+        """Start the broker if it is not running; remember it, to stop it at the end."""
+        with self._up_lock:
+            [status] = self.runtime.status([broker], sample_seconds=0)
+            if status.state is BrokerState.HEALTHY:
+                return
+            self._event("state", f"starting {broker} ({status.state})", broker)
+            self.runtime.up([broker], lambda b, msg: self._event("state", f"{b}: {msg}", b))
+            self._started_brokers.append(broker)
+
+    def _build_result(self) -> RunResult:
+        brokers = {}
+        versions, clients = {}, {}
+        statuses = {}
+        with contextlib.suppress(Exception):
+            statuses = {s.broker: s for s in self.runtime.status([r.broker for r in self._runs], 0)}
+        for run in self._runs:
+            counts = run.final_counts or run.ledger.counts()
+            version = statuses[run.broker].version if run.broker in statuses else None
+            versions[run.broker] = version
+            clients[run.broker] = run.adapter.client_version()
+            problems = list(run.ledger.problems)
+            if not counts.adds_up():
+                problems.append("the ledger does not add up")
+            if run.phase == "failed":
+                problems.append("the broker's part of the run failed; see events")
+            brokers[run.broker] = BrokerResult(
+                broker=run.broker,
+                version=version,
+                client=clients[run.broker],
+                settings=run.adapter.settings(),
+                summary=summary(
+                    counts,
+                    self._series[run.broker],
+                    run.per_second(),
+                    self.recipe,
+                    Latency.of(run.publish_summary),
+                    Latency.of(run.e2e_summary),
+                    failed=run.totals.failed,
+                    errors=run.totals.errors,
+                    max_backlog=run.max_backlog,
+                ),
+                series=self._series[run.broker],
+                per_second=run.per_second(),
+                problems=problems,
+            )
+        return RunResult(
+            run_id=self.run_id,
+            recipe=dataclasses.asdict(self.recipe),
+            mode=self.mode,
+            started_at=self.started_wall.isoformat(timespec="seconds"),
+            duration_s=round(self._t(), 3),
+            environment=environment(self.runtime.name, versions, clients),
+            brokers=brokers,
+            events=list(self.events),
+            problems=[f"{b}: {p}" for b, r in brokers.items() for p in r.problems],
+        )
+
+
+def _series_point(t: float, b: object) -> dict:
+    return {
+        "t": round(t, 3),
+        "phase": b.phase,
+        "state": b.state,
+        "target_rate": b.target_rate,
+        "produce_rate": b.produce_rate,
+        "consume_rate": b.consume_rate,
+        "lag": b.lag,
+        "backlog": b.backlog,
+        "publish_p50_ms": b.publish.p50,
+        "publish_p99_ms": b.publish.p99,
+        "e2e_p50_ms": b.e2e.p50,
+        "e2e_p99_ms": b.e2e.p99,
+        "acked": b.ledger.acked,
+        "delivered": b.ledger.delivered,
+        "in_flight": b.ledger.in_flight,
+        "duplicates": b.ledger.duplicates,
+        "errors": b.errors,
+        "cpu_percent": b.cpu_percent,
+        "rss_bytes": b.rss_bytes,
+    }
+
+
+def _run_phase(phases: list[str]) -> str:
+    if any(p in ("warmup", "running") for p in phases):
+        return "running"
+    if any(p in ("draining", "stopping") for p in phases):
+        return "draining"
+    if all(p in ("done", "failed", "skipped") for p in phases):
+        return "done"
+    return "starting"
+
+
+def _describe(cmd: Command) -> str:
+    target = getattr(cmd, "broker", None) or "all brokers"
+    if isinstance(cmd, SetRate):
+        return f"rate x{cmd.multiplier:g} on {target}"
+    if isinstance(cmd, Burst):
+        return f"burst of {cmd.count} on {target}"
+    if isinstance(cmd, AddConsumer):
+        return f"consumer added on {target}"
+    if isinstance(cmd, RemoveConsumer):
+        return f"consumer removed on {target}"
+    return "stop requested"

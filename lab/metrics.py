@@ -1,0 +1,106 @@
+"""Latency histograms and the immutable Snapshots the engine publishes twice a second.
+
+Latencies are recorded in microseconds in HdrHistogram (1 µs to 1 h, 3 significant
+digits), so percentiles from many workers merge exactly. Snapshots are plain frozen
+dataclasses: UIs render them, results store them, nothing mutates them.
+"""
+
+from dataclasses import asdict, dataclass, field
+
+from hdrh.histogram import HdrHistogram
+
+from lab.ledger import LedgerCounts
+
+LOWEST_US = 1
+HIGHEST_US = 3_600_000_000
+DIGITS = 3
+
+
+def new_histogram() -> HdrHistogram:
+    return HdrHistogram(LOWEST_US, HIGHEST_US, DIGITS)
+
+
+def record_us(hist: HdrHistogram, nanoseconds: int) -> None:
+    hist.record_value(min(max(nanoseconds // 1000, LOWEST_US), HIGHEST_US))
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Milliseconds. count == 0 means nothing was measured in the window."""
+
+    count: int = 0
+    p50: float = 0.0
+    p95: float = 0.0
+    p99: float = 0.0
+    max: float = 0.0
+
+    @classmethod
+    def of(cls, hist: HdrHistogram) -> "Latency":
+        if hist.get_total_count() == 0:
+            return cls()
+        pct = hist.get_percentile_to_value_dict([50, 95, 99])
+        return cls(
+            count=hist.get_total_count(),
+            p50=pct[50] / 1000,
+            p95=pct[95] / 1000,
+            p99=pct[99] / 1000,
+            max=hist.get_max_value() / 1000,
+        )
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something that happened during a run: a fault, a state change, an error, a phase."""
+
+    t: float  # seconds since the run started
+    kind: str  # fault | state | error | phase | command
+    message: str
+    broker: str | None = None
+
+
+@dataclass(frozen=True)
+class BrokerSnapshot:
+    broker: str
+    phase: str  # waiting | provisioning | warmup | running | draining | done | failed
+    state: str  # the runtime's view: healthy, killed, paused, ...
+    producers: int = 0
+    consumers: int = 0
+    target_rate: float = 0.0  # msgs/s the profile asks for now
+    produce_rate: float = 0.0  # acked msgs/s in the last interval
+    consume_rate: float = 0.0  # processed msgs/s in the last interval
+    produce_mbps: float = 0.0
+    consume_mbps: float = 0.0
+    backlog: int = 0  # messages due by the schedule but not sent yet
+    lag: int | None = None  # as the broker reports it
+    dead_letters: int | None = None
+    retention_dropped: int | None = None
+    publish: Latency = field(default_factory=Latency)  # intended send -> broker ack
+    e2e: Latency = field(default_factory=Latency)  # intended send -> consumer receipt
+    ledger: LedgerCounts = field(default_factory=LedgerCounts)
+    errors: int = 0
+    last_error: str = ""
+    cpu_percent: float | None = None
+    rss_bytes: int | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    run_id: str
+    recipe: str
+    mode: str
+    seq: int
+    t: float  # seconds since the run started
+    duration: float
+    phase: str  # the run's: starting | running | draining | done | failed
+    brokers: tuple[BrokerSnapshot, ...]
+    events: tuple[Event, ...] = ()  # new since the previous snapshot
+
+    def broker(self, name: str) -> BrokerSnapshot | None:
+        return next((b for b in self.brokers if b.broker == name), None)
+
+    @property
+    def done(self) -> bool:
+        return self.phase in ("done", "failed")
