@@ -6,6 +6,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab.runtimes.docker_engine import docker_checks
 from lab.runtimes.native import NativeRuntime
 from lab.settings import Settings
 
@@ -35,6 +36,8 @@ def run_checks(settings: Settings) -> list[Check]:
             checks.append(Check(name, False, what, fix))
         else:
             checks.append(Check(name, True, f"{broker.version() or '?'}"))
+    # Which Docker engine answers (or none) and which images `lab up` would pull.
+    checks += docker_checks(settings)
     tmux = shutil.which("tmux")
     checks.append(Check("tmux", bool(tmux), tmux or "not installed", "apt-get install tmux"))
     state = settings.state_dir

@@ -18,8 +18,9 @@ class Endpoint:
 
     def _url(self, password: str | None) -> str:
         auth = ""
-        if self.username:
-            auth = quote(self.username, safe="")
+        if self.username or password is not None:
+            # Redis takes a password without a user name: redis://:secret@host:port/0.
+            auth = quote(self.username or "", safe="")
             if password is not None:
                 auth += ":" + password
             auth += "@"

@@ -56,9 +56,10 @@ def test_state_dir_not_writable(settings, tmp_path):
     assert "is not writable" in line and "LAB_STATE_DIR" in line
 
 
-def test_runtime_not_available_yet(settings):
-    line = one_line_error(run_lab(settings, "--runtime", "docker", "status"))
-    assert "not available yet" in line
+def test_docker_runtime_without_an_engine(settings, tmp_path):
+    nowhere = f"unix://{tmp_path}/docker.sock"
+    line = one_line_error(run_lab(settings, "--runtime", "docker", "status", DOCKER_HOST=nowhere))
+    assert "no Docker engine answers" in line and "--runtime native" in line
 
 
 def test_bad_port_base(settings):

@@ -1,4 +1,95 @@
-"""Faults: one set of actions for the Session API, the CLI and recipe schedules."""
+"""Faults: one set of actions for the Session API, the CLI (--fault) and recipe schedules.
 
-# Filled in by the faults issue; recipes validate their schedule against this list.
-ACTIONS: tuple[str, ...] = ()
+    session.command(Fault("kill", "kafka"))
+    lab run quickstart --fault "10s kill kafka" --fault "20s restart kafka"
+    [[faults]]  at = "10s"  action = "latency"  broker = "redis"  args = { ms = 200 }
+
+`broker` empty means every broker in the run. Every fault becomes an Event in the
+Snapshot stream and the results, so charts can mark it.
+"""
+
+import re
+from dataclasses import dataclass, field
+
+from lab.errors import LabError, unknown_choice
+
+# action -> (what it does, the arguments it takes with their defaults)
+ACTIONS: dict[str, tuple[str, dict[str, float]]] = {
+    "kill": ("SIGKILL the broker: no flush, no goodbye", {}),
+    "pause": ("SIGSTOP the broker: connections stay open and hang", {}),
+    "resume": ("SIGCONT a paused broker", {}),
+    "restart": ("stop the broker gracefully and start it again", {}),
+    "latency": (
+        "add network latency (ms) with jitter (ms) between clients and broker",
+        {"ms": 100.0, "jitter": 0.0},
+    ),
+    "bandwidth": ("cap the network bandwidth to kbps kilobytes per second", {"kbps": 1000.0}),
+    "blackhole": ("network partition: connections hang, nothing gets through", {}),
+    "reset": ("reset every client connection (TCP RST)", {}),
+    "heal": ("remove every network fault", {}),
+    "crash-consumer": ("SIGKILL one consumer mid-batch: its unacked messages come back", {}),
+    "slow-consumers": ("multiply every consumer's processing time by factor", {"factor": 10.0}),
+    "add-consumer": ("start one more consumer", {}),
+    "remove-consumer": ("stop one consumer gracefully", {}),
+    "peak": ("multiply the producers' rate by x for `for` seconds", {"x": 10.0, "for": 10.0}),
+    "burst": ("send n messages at once", {"n": 1000.0}),
+}
+
+PROCESS_ACTIONS = ("kill", "pause", "resume", "restart")
+NETWORK_ACTIONS = ("latency", "bandwidth", "blackhole", "reset", "heal")
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A fault to inject now (a Session command)."""
+
+    action: str
+    broker: str | None = None
+    args: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.action not in ACTIONS:
+            raise unknown_choice("fault action", self.action, ACTIONS)
+        allowed = ACTIONS[self.action][1]
+        for key in self.args:
+            if key not in allowed:
+                names = ", ".join(allowed) or "none"
+                raise LabError(
+                    f"fault '{self.action}' takes no argument '{key}' (it takes: {names})"
+                )
+
+    def arg(self, name: str) -> float:
+        return float(self.args.get(name, ACTIONS[self.action][1][name]))
+
+    def describe(self) -> str:
+        args = " ".join(f"{k}={v:g}" for k, v in self.args.items())
+        return " ".join(x for x in (self.action, self.broker or "all brokers", args) if x)
+
+
+_SPEC = re.compile(r"^\s*(?P<at>\d+(?:\.\d+)?)(?P<unit>ms|s|m)?\s+(?P<rest>.+)$")
+
+
+def parse_fault(text: str, brokers: tuple[str, ...] = ()) -> tuple[float, Fault]:
+    """'30s kill kafka' or '10s latency redis ms=200 jitter=50' -> (30.0, Fault(...))."""
+    match = _SPEC.match(text)
+    if not match:
+        raise LabError(
+            f"fault '{text}' is not 'TIME ACTION [BROKER] [key=value ...]', e.g. '30s kill kafka'"
+        )
+    at = float(match["at"]) * {"ms": 0.001, "s": 1.0, "m": 60.0}[match["unit"] or "s"]
+    action, *rest = match["rest"].split()
+    broker = None
+    if rest and "=" not in rest[0]:
+        broker = rest.pop(0)
+        if brokers and broker not in brokers:
+            raise unknown_choice("broker", broker, brokers)
+    args = {}
+    for item in rest:
+        key, sep, value = item.partition("=")
+        try:
+            args[key] = float(value.rstrip("s")) if sep else float("nan")
+        except ValueError:
+            raise LabError(f"fault '{text}': {item} is not key=number") from None
+        if not sep:
+            raise LabError(f"fault '{text}': {item} is not key=number")
+    return at, Fault(action, broker, args)

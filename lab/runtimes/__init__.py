@@ -4,6 +4,7 @@ Every runtime offers the same operations, so the engine, the faults and the UIs 
 which one they are talking to.
 """
 
+import os
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -14,6 +15,8 @@ from lab.runtimes.model import BrokerState, BrokerStatus, ResourceStats
 from lab.settings import Settings
 
 RUNTIMES = ("native", "docker", "external")
+# What --runtime takes: `auto` picks one of RUNTIMES (see choose_runtime).
+RUNTIME_CHOICES = ("auto", *RUNTIMES)
 
 # Called with (broker, message) while brokers start, so a UI can show progress.
 Progress = Callable[[str, str], None]
@@ -64,24 +67,59 @@ def check_brokers(names: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(names)) or list(BROKERS)
 
 
-def get_runtime(name: str, settings: Settings | None = None) -> Runtime:
+def choose_runtime(
+    settings: Settings, broker_urls: Sequence[str] = (), external_config: str | None = None
+) -> str:
+    """`auto`: external when broker URLs are given; native while native brokers of this
+    state dir run (so `lab down` stops what `lab up` started); else docker when an engine
+    answers, native when none does."""
+    if broker_urls or external_config:
+        return "external"
+    if any((settings.broker_dir(b) / "pids.json").exists() for b in BROKERS):
+        return "native"
+    from lab.runtimes.docker_engine import engine_answers
+
+    return "docker" if engine_answers() else "native"
+
+
+def get_runtime(
+    name: str,
+    settings: Settings | None = None,
+    broker_urls: Sequence[str] = (),
+    external_config: str | None = None,
+) -> Runtime:
+    """The runtime called `name` (or `auto`); URLs and a config file are the external
+    runtime's brokers (LAB_EXTERNAL_CONFIG names the file when the caller does not)."""
     settings = settings or Settings.from_env()
+    external_config = external_config or os.environ.get("LAB_EXTERNAL_CONFIG") or None
+    if name == "auto":
+        name = choose_runtime(settings, broker_urls, external_config)
+    elif name not in RUNTIMES:
+        raise unknown_choice("runtime", name, RUNTIME_CHOICES)
+    if name != "external" and broker_urls:
+        raise LabError(f"--broker-url is for the external runtime, not '{name}': drop --runtime")
     if name == "native":
         from lab.runtimes.native import NativeRuntime
 
         return NativeRuntime(settings)
-    if name in RUNTIMES:
-        raise LabError(f"the '{name}' runtime is not available yet: use --runtime native")
-    raise unknown_choice("runtime", name, RUNTIMES)
+    if name == "docker":
+        from lab.runtimes.docker import DockerRuntime
+
+        return DockerRuntime(settings)
+    from lab.runtimes.external import from_options
+
+    return from_options(settings, broker_urls, external_config)
 
 
 __all__ = [
     "RUNTIMES",
+    "RUNTIME_CHOICES",
     "BrokerState",
     "BrokerStatus",
     "Progress",
     "ResourceStats",
     "Runtime",
     "check_brokers",
+    "choose_runtime",
     "get_runtime",
 ]

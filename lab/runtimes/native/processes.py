@@ -79,7 +79,7 @@ def reap() -> None:
     """Collect the exit status of children that ended, so they do not linger as zombies."""
     for pid, proc in list(_children.items()):
         if proc.poll() is not None:
-            del _children[pid]
+            _children.pop(pid, None)  # threads reap concurrently (parallel up/down)
 
 
 def process_of(tracked: Tracked) -> psutil.Process | None:
