@@ -10,15 +10,12 @@ has settled. Prints a Markdown table for docs/performance.md.
 """
 
 import argparse
-import shutil
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
+from bench.common import isolated_runtime
 from lab import BROKERS
 from lab.runtimes.native import NativeRuntime
-from lab.settings import Settings
 
 
 def timed_up(runtime: NativeRuntime) -> tuple[float, dict[str, float]]:
@@ -40,11 +37,7 @@ def main() -> None:
     parser.add_argument("--port-base", type=int, default=31000)
     args = parser.parse_args()
 
-    state = Path(tempfile.mkdtemp(prefix="broker-lab-bench-", dir="/tmp"))
-    state.chmod(0o755)
-    settings = Settings(state, args.port_base, Settings.from_env().cache_dir)
-    runtime = NativeRuntime(settings)
-    try:
+    with isolated_runtime(args.port_base) as runtime:
         cold_total, cold = timed_up(runtime)
         time.sleep(args.settle)
         idle = {s.broker: s for s in runtime.status(list(BROKERS), sample_seconds=1.0)}
@@ -55,9 +48,6 @@ def main() -> None:
             warm_totals.append(total)
             for broker, seconds in per_broker.items():
                 warm[broker].append(seconds)
-    finally:
-        runtime.down([])
-        shutil.rmtree(state, ignore_errors=True)
 
     print(
         f"| broker | cold start (s) | warm start (s, median of {args.rounds}) "

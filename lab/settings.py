@@ -72,5 +72,11 @@ class Settings:
     def proxy_port(self, broker: str) -> int:
         return self.port(broker) + PROXY_SHIFT
 
+    def proxy_route(self, broker: str) -> tuple[int, str, int]:
+        """(listen port, upstream host, upstream port) of the broker's chaos proxy. Kafka's
+        proxy forwards to the listener that advertises the proxy's own port."""
+        upstream = self.port("kafka-proxied" if broker == "kafka" else broker)
+        return self.proxy_port(broker), "127.0.0.1", upstream
+
     def broker_dir(self, broker: str) -> Path:
         return self.state_dir / broker

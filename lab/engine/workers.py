@@ -1,12 +1,7 @@
 """Starting and stopping worker processes, and the pipes the engine talks to them through.
-
-Workers are forked from a forkserver that has already imported the client libraries:
-clean (no threads of the UI or of librdkafka inherited, unlike a plain fork) and fast
-(no interpreter start per worker, unlike spawn).
-"""
+Workers come from the lab's forkserver (lab/forkserver.py)."""
 
 import contextlib
-import functools
 import multiprocessing
 import multiprocessing.connection
 import time
@@ -14,15 +9,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 
 from lab.engine.worker import WorkerSpec, worker_main
-
-_PRELOAD = ["lab.engine.worker", "confluent_kafka", "pika", "redis", "psycopg", "hdrh.histogram"]
-
-
-@functools.cache
-def context() -> multiprocessing.context.BaseContext:
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(_PRELOAD)
-    return ctx
+from lab.forkserver import context
 
 
 @dataclass(eq=False)
