@@ -9,7 +9,7 @@ setup:
 	@bash scripts/setup.sh
 
 run: setup
-	@$(LAB) up && $(LAB) status
+	@$(LAB) tui
 
 demo: setup
 	@$(LAB) up && $(LAB) status

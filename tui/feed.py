@@ -1,0 +1,204 @@
+"""Where the Run screen's Snapshots come from: a live Session, or a recorded run replayed.
+
+Both offer what the screen uses of the Session API: subscribe() (a queue of Snapshots,
+None after the last), command(), result and close(). A replay rebuilds Snapshot-like data
+from a RunResult's series and events, so it needs no broker.
+"""
+
+import dataclasses
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Protocol
+
+from lab.engine.commands import Command
+from lab.faults import Fault
+from lab.ledger import LedgerCounts
+from lab.metrics import BrokerSnapshot, Event, Latency, Snapshot
+from lab.results import RunResult
+
+
+class Feed(Protocol):
+    result: RunResult | None
+
+    def subscribe(self) -> "queue.Queue[Snapshot | None]": ...
+
+    def command(self, cmd: Command | Fault) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What the Run screen knows before the first Snapshot."""
+
+    brokers: tuple[str, ...]
+    recipe: dict  # the recipe as a dict (dataclasses.asdict), for the rate profile
+    live: bool  # False: a replay, commands go nowhere
+
+
+def snapshots_from_result(result: RunResult) -> list[Snapshot]:
+    """The run's Snapshots as recorded in its series (one point per broker per tick)."""
+    names = list(result.brokers)
+    series = [result.brokers[n].series for n in names]
+    ticks = min((len(s) for s in series), default=0)
+    events = sorted(result.events, key=lambda e: e.t)
+    snaps: list[Snapshot] = []
+    e = 0
+    for i in range(ticks):
+        points = [s[i] for s in series]
+        t = points[0]["t"]
+        last = i == ticks - 1
+        new: list[Event] = []
+        while e < len(events) and (events[e].t <= t or last):
+            new.append(events[e])
+            e += 1
+        brokers = tuple(
+            _broker(name, p, result.brokers[name].summary if last else None)
+            for name, p in zip(names, points, strict=True)
+        )
+        snaps.append(
+            Snapshot(
+                run_id=result.run_id,
+                recipe=result.recipe.get("name", "?"),
+                mode=result.mode,
+                seq=i,
+                t=t,
+                duration=float(result.recipe.get("duration", 0)),
+                phase="done" if last else _run_phase([p["phase"] for p in points]),
+                brokers=brokers,
+                events=tuple(new),
+            )
+        )
+    return snaps
+
+
+def _broker(name: str, p: dict, final: dict | None) -> BrokerSnapshot:
+    """A BrokerSnapshot from a series point; the last one also gets the final ledger."""
+    if final is not None:
+        ledger = ledger_of(final)
+    else:
+        ledger = LedgerCounts(
+            acked=p["acked"],
+            delivered=p["delivered"],
+            in_flight=p["in_flight"],
+            duplicates=p["duplicates"],
+        )
+    return BrokerSnapshot(
+        broker=name,
+        phase=p["phase"],
+        state=p["state"],
+        target_rate=p["target_rate"],
+        produce_rate=p["produce_rate"],
+        consume_rate=p["consume_rate"],
+        backlog=p.get("backlog", 0),
+        lag=p.get("lag"),
+        dead_letters=final["dead_lettered"] if final else p.get("dead_letters"),
+        retention_dropped=final["retention_dropped"] if final else p.get("retention_dropped"),
+        publish=Latency(count=1, p50=p["publish_p50_ms"], p99=p["publish_p99_ms"]),
+        e2e=Latency(count=1 if p["e2e_p99_ms"] else 0, p50=p["e2e_p50_ms"], p99=p["e2e_p99_ms"]),
+        ledger=ledger,
+        errors=p.get("errors", 0),
+        cpu_percent=p.get("cpu_percent"),
+        rss_bytes=p.get("rss_bytes"),
+    )
+
+
+def ledger_of(summary: dict) -> LedgerCounts:
+    """The ledger counts of a results summary (0 for a count an older file lacks)."""
+    return LedgerCounts(**{k: summary.get(k, 0) for k in LedgerCounts.__dataclass_fields__})
+
+
+def whole_run(result: RunResult, last: Snapshot) -> Snapshot:
+    """The last Snapshot with the whole run's figures from the results: mean rates after
+    warm-up, latency percentiles over the run, the final ledger. Shown once a run ends."""
+    brokers = []
+    for b in last.brokers:
+        summary = result.brokers[b.broker].summary if b.broker in result.brokers else None
+        if summary is None:
+            brokers.append(b)
+            continue
+        pub, e2e = summary["publish_latency_ms"], summary["e2e_latency_ms"]
+        brokers.append(
+            dataclasses.replace(
+                b,
+                produce_rate=summary["produce_rate"],
+                consume_rate=summary["consume_rate"],
+                publish=Latency(pub["count"], pub["p50"], pub["p95"], pub["p99"], pub["max"]),
+                e2e=Latency(e2e["count"], e2e["p50"], e2e["p95"], e2e["p99"], e2e["max"]),
+                ledger=ledger_of(summary),
+                dead_letters=summary["dead_lettered"],
+                retention_dropped=summary["retention_dropped"],
+            )
+        )
+    return dataclasses.replace(last, brokers=tuple(brokers), events=())
+
+
+def _run_phase(phases: list[str]) -> str:
+    if any(p in ("warmup", "running") for p in phases):
+        return "running"
+    if any(p in ("draining", "stopping") for p in phases):
+        return "draining"
+    return "starting"
+
+
+class ReplayFeed:
+    """Plays recorded Snapshots at their own cadence (`speed` times faster), once."""
+
+    def __init__(self, result: RunResult, speed: float = 1.0) -> None:
+        self.result = result
+        self.snapshots = snapshots_from_result(result)
+        self.speed = speed
+        self._subscribers: list[queue.Queue] = []
+        self._lock = threading.Lock()
+        self._running = threading.Event()  # cleared while the display is frozen
+        self._running.set()
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def info(self) -> RunInfo:
+        return RunInfo(tuple(self.result.brokers), self.result.recipe, live=False)
+
+    def subscribe(self) -> "queue.Queue[Snapshot | None]":
+        q: queue.Queue = queue.Queue()
+        with self._lock:
+            self._subscribers.append(q)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._play, name="tui-replay", daemon=True)
+                self._thread.start()
+        return q
+
+    def hold(self, held: bool) -> None:
+        """Stop the replay's clock while the display is frozen, so nothing is skipped."""
+        if held:
+            self._running.clear()
+        else:
+            self._running.set()
+
+    def command(self, cmd: Command | Fault) -> None:
+        """A replay cannot be changed: the screen says so before it gets here."""
+
+    def close(self) -> None:
+        self._closed.set()
+        self._running.set()
+
+    def _play(self) -> None:
+        previous = None
+        for snap in self.snapshots:
+            if previous is not None:
+                delay = max(0.0, (snap.t - previous) / self.speed)
+                if self._closed.wait(delay):
+                    break
+            while not self._running.wait(0.1):
+                if self._closed.is_set():
+                    break
+            previous = snap.t
+            self._send(snap)
+        self._send(None)
+
+    def _send(self, item: Snapshot | None) -> None:
+        with self._lock:
+            subscribers = list(self._subscribers)
+        for q in subscribers:
+            q.put(item)

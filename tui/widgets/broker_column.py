@@ -1,0 +1,164 @@
+"""One broker's column on the Run screen: state, rates and lag with sparklines, latencies,
+losses, the ledger, CPU and memory.
+
+Updated in place twice a second: each part is redrawn only when its text changed, with
+no layout pass (the column's shape never changes), and each Sparkline gets a new list.
+"""
+
+from rich.cells import cell_len
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Sparkline, Static
+
+from lab.live import mebibytes as mib
+from lab.live import millis as ms
+from lab.live import number as n
+from lab.metrics import BrokerSnapshot
+from tui.format import phase_text, state_text
+
+
+class Readout(Static):
+    """A Static that skips the redraw when its content did not change, and the layout pass
+    unless its height may have: a layout of the whole screen twice a second is most of
+    what the dashboard would otherwise cost."""
+
+    # Readouts whose text may wrap (the header, the summary row) set this to True; they
+    # are laid out again only when their text goes from one line to more or back.
+    WRAPS = False
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__("", id=id, classes=classes)
+        self._shown: object = None
+        self._wrapped: bool | None = None
+
+    def show(self, content: Text | str) -> None:
+        key = (content.plain, tuple(content.spans)) if isinstance(content, Text) else content
+        if key == self._shown:
+            return
+        self._shown = key
+        layout = False
+        if self.WRAPS:
+            plain = content.plain if isinstance(content, Text) else content
+            wrapped = cell_len(plain) > max(self.content_size.width, 1)
+            layout, self._wrapped = wrapped != self._wrapped, wrapped
+        self.update(content, layout=layout)
+
+    def on_resize(self) -> None:
+        if self.WRAPS:
+            self._wrapped = None  # the next show() decides again
+
+
+class BrokerColumn(Vertical):
+    DEFAULT_CSS = """
+    BrokerColumn {
+        height: auto;
+        border: round $panel-lighten-2;
+        border-title-style: bold;
+        padding: 0 1;
+    }
+    BrokerColumn.-selected {
+        border: heavy $accent;
+        border-title-color: $accent;
+    }
+    BrokerColumn .metric { height: auto; }
+    BrokerColumn .metric Readout { width: 15; }
+    BrokerColumn .metric Sparkline { width: 1fr; margin-left: 1; }
+    BrokerColumn #rest { height: 6; }
+    BrokerColumn Readout { text-wrap: nowrap; text-overflow: ellipsis; }
+    """
+
+    def __init__(self, broker: str, index: int) -> None:
+        super().__init__(id=f"column-{broker}")
+        self.broker = broker
+        self.index = index
+        self.border_title = f"{index + 1} {broker}"
+        self.current: BrokerSnapshot | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Readout(id="state")
+        for name in ("sent", "recv", "lag"):
+            with Horizontal(classes="metric"):
+                yield Readout(id=f"{name}-value")
+                yield Sparkline([], id=f"{name}-spark")
+        yield Readout(id="rest")
+
+    def on_mount(self) -> None:
+        # Looked up once: show() runs twice a second for every column.
+        self._state = self.query_one("#state", Readout)
+        self._rest = self.query_one("#rest", Readout)
+        self._metrics = {
+            name: (
+                self.query_one(f"#{name}-value", Readout),
+                self.query_one(f"#{name}-spark", Sparkline),
+            )
+            for name in ("sent", "recv", "lag")
+        }
+
+    def show(self, b: BrokerSnapshot, history: dict[str, list[float]]) -> None:
+        self.current = b
+        self.border_subtitle = b.state
+        state = Text.assemble(
+            phase_text(b.phase),
+            " · ",
+            state_text(b.state),
+        )
+        if b.producers or b.consumers:  # a replay does not know them
+            state.append(f"   {b.producers}p {b.consumers}c", style="dim")
+        if b.errors:
+            state.append(f"  {b.errors} err", style="bold red")
+        if b.last_error:
+            state.append(" " + b.last_error.replace("\n", " "), style="red")
+        self._state.show(state)
+        values = {
+            "sent": Text.assemble(("sent ", "dim"), f"{n(b.produce_rate):>7}/s"),
+            "recv": Text.assemble(("recv ", "dim"), f"{n(b.consume_rate):>7}/s"),
+            "lag": Text.assemble(("lag  ", "dim"), f"{n(b.lag):>7}  "),
+        }
+        for name, text in values.items():
+            value, spark = self._metrics[name]
+            value.show(text)
+            spark.data = history.get(name, [])
+        self._rest.show(_rest(b))
+
+
+def _lat(label: str, p50: float, p99: float, measured: bool) -> Text:
+    if not measured:
+        return Text.assemble((f"{label}  p50 ", "dim"), "-", ("  p99 ", "dim"), "-")
+    return Text.assemble(
+        (f"{label}  p50 ", "dim"), ms(p50), ("  p99 ", "dim"), ms(p99), (" ms", "dim")
+    )
+
+
+def _rest(b: BrokerSnapshot) -> Text:
+    led = b.ledger
+    # The ledger is exact, so its numbers are printed in full (no 10.0k).
+    lost = Text(f"{led.lost:,}", style="bold white on red" if led.lost else "")
+    lines = [
+        _lat("pub", b.publish.p50, b.publish.p99, b.publish.count > 0),
+        _lat("e2e", b.e2e.p50, b.e2e.p99, b.e2e.count > 0),
+        Text.assemble(
+            ("retention lost ", "dim"),
+            Text(n(b.retention_dropped), style="yellow" if b.retention_dropped else ""),
+            ("  dead ", "dim"),
+            Text(n(b.dead_letters), style="yellow" if b.dead_letters else ""),
+        ),
+        Text.assemble(
+            ("acked ", "dim"), f"{led.acked:,}", ("  delivered ", "dim"), f"{led.delivered:,}"
+        ),
+        Text.assemble(
+            ("dup ", "dim"),
+            Text(f"{led.duplicates:,}", style="yellow" if led.duplicates else ""),
+            ("  in flight ", "dim"),
+            f"{led.in_flight:,}",
+            ("  lost ", "dim"),
+            lost,
+        ),
+        Text.assemble(
+            ("cpu ", "dim"),
+            f"{n(b.cpu_percent)}%" if b.cpu_percent is not None else "-",
+            ("  mem ", "dim"),
+            f"{mib(b.rss_bytes)} MiB" if b.rss_bytes is not None else "-",
+        ),
+    ]
+    return Text("\n").join(lines)
