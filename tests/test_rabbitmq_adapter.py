@@ -1,5 +1,6 @@
 """RabbitMQ beyond the shared contract: quorum queues, the confirm window, ack framing,
-returned messages and a broker that dies under its clients."""
+returned messages, a broker that dies under its clients, attempts counted by republishing,
+retention by age and dead letters on quorum queues."""
 
 import time
 import uuid
@@ -8,15 +9,18 @@ import pytest
 
 from lab import messages
 from lab.brokers import adapter_for
-from lab.brokers.base import BrokerError, RunSpec
+from lab.brokers.base import BrokerError, DeadLetterInfo, RunSpec
 from lab.recipes import parse
-from tests.test_adapters import drain, lab_messages, produce, wait_depth
+from tests.test_adapters import drain, dropped_ids, lab_messages, produce, wait_depth
 
 pytestmark = pytest.mark.brokers
 
 
-def make_adapter(session_lab, **rabbitmq):
-    recipe = parse({"consumers": {"prefetch": 50}, "rabbitmq": rabbitmq}, "rabbitmq")
+def make_adapter(session_lab, retention=None, **rabbitmq):
+    recipe = parse(
+        {"consumers": {"prefetch": 50}, "rabbitmq": rabbitmq, "retention": retention or {}},
+        "rabbitmq",
+    )
     spec = RunSpec("t" + uuid.uuid4().hex[:8], "rabbitmq", session_lab.endpoint("rabbitmq"), recipe)
     return adapter_for(spec)
 
@@ -189,3 +193,201 @@ def test_clients_fail_and_probe_recovers_when_the_broker_is_killed(session_lab):
         consumer.close()
         adapter.teardown()
         adapter.close()
+
+
+# --- attempts, retention and dead letters ----------------------------------------------
+
+
+@pytest.fixture
+def classic(session_lab):
+    adapter = make_adapter(session_lab, queue_type="classic")
+    adapter.provision()
+    try:
+        yield adapter
+    finally:
+        adapter.teardown()
+        adapter.close()
+
+
+def test_classic_attempts_count_up_after_reject(classic):
+    """Classic queues count nothing: reject() republishes with the attempt in a header."""
+    produce(classic, 1)
+    consumer = classic.consumer(0)
+    try:
+        seen = []
+        for _ in range(3):
+            [delivery] = receive(consumer, 1)
+            seen.append(delivery.attempts)
+            consumer.reject([delivery])
+        [delivery] = receive(consumer, 1)
+        consumer.ack([delivery])
+        seen.append(delivery.attempts)
+    finally:
+        consumer.close()
+    assert seen == [1, 2, 3, 4]
+    assert messages.decode(delivery.payload).seq == 0
+    assert wait_depth(classic, 0) == 0, "each original was acked once its copy was confirmed"
+
+
+def test_classic_counts_a_redelivery_after_a_consumer_died(classic):
+    produce(classic, 3)
+    quitter = classic.consumer(0)
+    held = receive(quitter, 3)
+    assert [d.attempts for d in held] == [1, 1, 1]
+    quitter.reject(held[:1])  # attempt 1 failed: its copy says so
+    [copy] = receive(quitter, 1)
+    assert copy.attempts == 2
+    quitter.close()  # all three go back to the queue, marked redelivered
+    survivor = classic.consumer(1)
+    try:
+        again = receive(survivor, 3)
+        survivor.ack(again)
+    finally:
+        survivor.close()
+    assert sorted(d.attempts for d in again) == [2, 2, 3]
+
+
+def wait_dropped(adapter, acks, want, timeout=30.0):
+    """Probe like the engine does until `want` messages were named; then a final probe."""
+    dropped: set[int] = set()
+    deadline = time.monotonic() + timeout
+    while len(dropped) < want and time.monotonic() < deadline:
+        dropped |= dropped_ids(adapter.probe(), acks)
+        time.sleep(0.2)
+    final = adapter.probe(final=True)
+    return dropped | dropped_ids(final, acks), final
+
+
+def test_age_retention_names_expired_messages(session_lab):
+    adapter = make_adapter(session_lab, retention={"max_age": "500ms"})
+    adapter.provision()
+    try:
+        assert adapter.probe().retention_dropped == 0, "a limit and nothing dropped yet"
+        settings = adapter.settings()
+        assert "x-message-ttl(ms)=500" in settings["retention"]
+        assert f"{adapter.spec.queue}.dropped" in settings["retention"]
+        acks = produce(adapter, 100)
+        dropped, final = wait_dropped(adapter, acks, 100)
+        assert dropped == set(range(100))
+        assert final.retention_dropped == 100
+        assert final.detail["dropped_by_reason"] == {"expired": 100}
+        assert final.depth == 0
+        assert adapter.probe(final=True).dropped == b"", "each drop is named once"
+    finally:
+        adapter.teardown()
+        adapter.close()
+
+
+def test_no_retention_means_no_retention_count(classic):
+    produce(classic, 5)
+    probe = classic.probe(final=True)
+    assert probe.retention_dropped is None and probe.dropped == b""
+    assert classic.settings()["retention"] == "none"
+
+
+def dead_letter_some(adapter, total, doomed, info):
+    """Receive `total` messages; dead-letter the seqs in `doomed` in that order, ack the rest."""
+    consumer = adapter.consumer(0)
+    try:
+        by_seq = {messages.decode(d.payload).seq: d for d in receive(consumer, total)}
+        consumer.dead_letter([(by_seq[s], info) for s in doomed])
+        consumer.ack([d for s, d in by_seq.items() if s not in doomed])
+    finally:
+        consumer.close()
+
+
+def test_quorum_retention_and_dead_letters(session_lab):
+    adapter = make_adapter(session_lab, retention={"max_messages": 50}, queue_type="quorum")
+    adapter.provision()
+    try:
+        acks = produce(adapter, 200)
+        dropped, final = wait_dropped(adapter, acks, 150)
+        assert dropped == set(range(150)), "drop-head deletes the oldest"
+        assert final.retention_dropped == 150
+        assert final.detail["dropped_by_reason"] == {"maxlen": 150}
+
+        info = DeadLetterInfo("poison: processing failed", 3, 1000.25, 1002.5)
+        dead_letter_some(adapter, 50, [170, 160, 190], info)
+        letters = adapter.dead_letters(10)
+        assert [d.seq for d in letters] == [170, 160, 190], "oldest dead letter first"
+        assert adapter.dead_letters(10) == letters, "browsing consumes nothing, order stays"
+        assert [d.seq for d in adapter.dead_letters(2)] == [170, 160]
+        assert adapter.dead_letters(10) == letters, "a partial browse keeps the order too"
+        assert {(d.reason, d.attempts, d.first_failure, d.last_failure) for d in letters} == {
+            ("poison: processing failed", 3, 1000.25, 1002.5)
+        }
+        assert adapter.probe(final=True).dead_letters == 3
+
+        assert adapter.redrive() == 3
+        assert adapter.probe(final=True).dead_letters == 0
+        consumer = adapter.consumer(1)
+        try:
+            back = receive(consumer, 3)
+            consumer.ack(back)
+        finally:
+            consumer.close()
+        assert [messages.decode(d.payload).seq for d in back] == [170, 160, 190]
+        assert [d.attempts for d in back] == [1, 1, 1], "redriven messages start again"
+    finally:
+        adapter.teardown()
+        adapter.close()
+
+
+def test_classic_redrive_strips_attempts(classic):
+    produce(classic, 1)
+    consumer = classic.consumer(0)
+    try:
+        [delivery] = receive(consumer, 1)
+        consumer.reject([delivery])
+        [delivery] = receive(consumer, 1)
+        assert delivery.attempts == 2
+        consumer.dead_letter([(delivery, DeadLetterInfo("test", 2, 1.0, 2.0))])
+    finally:
+        consumer.close()
+    [letter] = classic.dead_letters(5)
+    assert letter.attempts == 2 and letter.id == classic.dead_letters(5)[0].id, "a stable id"
+    assert classic.redrive() == 1
+    consumer = classic.consumer(1)
+    try:
+        [delivery] = receive(consumer, 1)
+        consumer.ack([delivery])
+    finally:
+        consumer.close()
+    assert delivery.attempts == 1
+
+
+def test_dead_letter_without_a_dlq_fails_and_keeps_the_message(classic):
+    """A dead letter no queue took is an error, and the original is not acked."""
+    produce(classic, 1)
+    classic._admin_call(10, "queue_delete", classic.spec.dead_letter_queue)
+    consumer = classic.consumer(0)
+    try:
+        [delivery] = receive(consumer, 1)
+        with pytest.raises(BrokerError, match="returned"):
+            consumer.dead_letter([(delivery, DeadLetterInfo("test", 1, 1.0, 1.0))])
+    finally:
+        consumer.close()
+    again = classic.consumer(1)
+    try:
+        assert drain(again, 1) == [0], "the message is back in the main queue"
+    finally:
+        again.close()
+
+
+def test_kept_dead_letters_of_a_retention_run(session_lab):
+    """`lab dlq` browses and probes a run torn down with its dead letters kept: its
+    `.dropped` queue is gone by then, and the probe says it does not know."""
+    adapter = make_adapter(session_lab, retention={"max_messages": 100})
+    adapter.provision()
+    produce(adapter, 1)
+    dead_letter_some(adapter, 1, [0], DeadLetterInfo("test", 1, 1.0, 1.0))
+    adapter.teardown(keep_dead_letters=True)
+    adapter.close()
+    again = adapter_for(adapter.spec)
+    try:
+        assert [d.seq for d in again.dead_letters(10)] == [0]
+        probe = again.probe(final=True)
+        assert probe.dead_letters == 1 and probe.retention_dropped is None
+    finally:
+        again.teardown()
+        again.close()

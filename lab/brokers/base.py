@@ -3,8 +3,9 @@
 Engine side (the lab's process):  provision, probe, teardown, settings, close.
 Worker side (producer/consumer processes): producer(id), consumer(id).
 
-Adapters only move bytes: they never decode the lab's message header, never measure
-latency and never count. The workers do that, identically for every broker.
+Adapters move bytes: they never measure latency and never count deliveries; the workers
+do that, identically for every broker. They read the lab's message header (lab/messages)
+only to name messages the broker itself dropped or dead-lettered.
 """
 
 import re
@@ -12,6 +13,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import ClassVar, NamedTuple
 
+from lab.dlq import DeadLetter
 from lab.endpoints import Endpoint
 from lab.recipes.model import Recipe
 
@@ -61,6 +63,10 @@ class Ack(NamedTuple):
     intended_ns: int
     ok: bool
     error: str | None = None
+    # Where the broker put the message, for brokers whose retention deletes by position:
+    # Kafka (partition, offset), Redis (0, entry id as ms << 20 | seq). -1: not known.
+    partition: int = 0
+    position: int = -1
 
 
 @dataclass(slots=True)
@@ -71,6 +77,16 @@ class Delivery:
 
 
 @dataclass(frozen=True)
+class DeadLetterInfo:
+    """Why and when a message was given up on."""
+
+    reason: str
+    attempts: int
+    first_failure: float  # unix time
+    last_failure: float
+
+
+@dataclass(frozen=True)
 class Probe:
     """The broker's own view of the run's queue."""
 
@@ -78,8 +94,16 @@ class Probe:
     # many are ready: deliveries waiting for an ack (up to prefetch x consumers) are not
     # in it while consumers run, and are again once they stop.
     depth: int | None = None
-    dead_letters: int | None = None
-    retention_dropped: int | None = None
+    dead_letters: int | None = None  # messages in the run's dead-letter destination
+    retention_dropped: int | None = None  # deleted by retention so far, as the broker says
+    # Which messages retention deleted, in one of two forms (see the adapter):
+    # `dropped`: packed (producer << 40 | seq) of messages deleted since the previous
+    # probe (RabbitMQ from its drop queue, PostgreSQL from DELETE ... RETURNING);
+    # `retention_floor`: per partition, the lowest position the broker still holds
+    # (Kafka's log start offsets, the first entry id of a Redis stream): every acked
+    # message below it is gone.
+    dropped: bytes = b""
+    retention_floor: dict[int, int] = field(default_factory=dict)
     detail: dict = field(default_factory=dict)
 
 
@@ -123,7 +147,14 @@ class ConsumerClient(ABC):
 
     @abstractmethod
     def reject(self, deliveries: list[Delivery]) -> None:
-        """Processing failed: the broker delivers them again (or dead-letters them)."""
+        """Processing failed: the broker delivers them again, with `attempts` counted up
+        where the broker (or the adapter, e.g. by republishing with a header) can."""
+
+    @abstractmethod
+    def dead_letter(self, letters: list[tuple[Delivery, DeadLetterInfo]]) -> None:
+        """Give up on these: put each in the run's dead-letter destination with its info
+        (reason, attempts, first and last failure) and remove it from the main queue, in
+        that order, so a crash in between duplicates a dead letter rather than losing it."""
 
     def close(self) -> None:  # noqa: B027 - optional
         """Release the connection."""
@@ -146,8 +177,18 @@ class BrokerAdapter(ABC):
         Called twice a second while running: keep it cheap. `final`: exact, once, at end."""
 
     @abstractmethod
-    def teardown(self) -> None:
-        """Delete what provision created for this run."""
+    def teardown(self, keep_dead_letters: bool = False) -> None:
+        """Delete what provision created for this run. keep_dead_letters: leave the main
+        queue and the dead-letter destination, so `lab dlq` can browse and redrive them."""
+
+    @abstractmethod
+    def dead_letters(self, limit: int) -> list[DeadLetter]:
+        """Up to `limit` dead letters, oldest first, without consuming them."""
+
+    @abstractmethod
+    def redrive(self) -> int:
+        """Move every dead letter back to the main queue (attempts start again); return
+        how many moved."""
 
     @abstractmethod
     def settings(self) -> dict[str, str]:

@@ -13,6 +13,13 @@ interval before anyone sees it. Rows left 'processing' by a dead consumer become
 again after VISIBILITY_TIMEOUT seconds, the usual lease of such designs.
 
 Either way ack DELETEs, so the table holds exactly the messages not yet done.
+
+Retention and dead letters (SQL in lab/brokers/postgres_dlq.py): the adapter instance
+that provisioned the run runs a retention job from its probe, about once a second, and
+names every row it deleted; a `lab dlq` instance made later for the same run only
+browses, redrives and tears down. Dead letters live in the table `<table>_dlq`. Polling
+mode holds no row locks, so retention can delete a row a polling consumer is processing
+(its ack then deletes nothing: the message counts as delivered).
 """
 
 import contextlib
@@ -21,17 +28,20 @@ import time
 import psycopg
 from psycopg import sql
 
+from lab.brokers import postgres_dlq as pgdlq
 from lab.brokers.base import (
     Ack,
     BrokerAdapter,
     BrokerError,
     ConsumerClient,
+    DeadLetterInfo,
     Delivery,
     Outgoing,
     Probe,
     ProducerClient,
     RunSpec,
 )
+from lab.dlq import DeadLetter, dead_letter_of
 from lab.endpoints import Endpoint
 
 VISIBILITY_TIMEOUT = 30.0  # polling mode: seconds before a 'processing' row is new again
@@ -70,6 +80,10 @@ class PostgresAdapter(BrokerAdapter):
     def __init__(self, spec: RunSpec) -> None:
         super().__init__(spec)
         self._admin: psycopg.Connection | None = None
+        # Made by provision(): only the engine's instance deletes anything. A `lab dlq`
+        # instance asks for a final probe just to count dead letters.
+        self._retention: pgdlq.RetentionJob | None = None
+        self._table_name = pgdlq.pg_name(spec)  # also the NOTIFY channel
 
     @property
     def sync_commit(self) -> str:
@@ -77,12 +91,15 @@ class PostgresAdapter(BrokerAdapter):
         # fraction of a second of acknowledged messages, but never corrupts the table.
         return "on" if self.spec.recipe.durability == "safe" else "off"
 
-    def _execute(self, query: sql.Composable, params: tuple = ()) -> list[tuple]:
+    def _execute(
+        self, query: sql.Composable, params: tuple | dict = (), binary: bool = False
+    ) -> list[tuple]:
         """Run one engine-side statement on the one reused autocommit connection."""
         try:
             if self._admin is None or self._admin.closed:
-                self._admin = _connect(self.spec.admin, f"{self.spec.table}-admin", autocommit=True)
-            cur = self._admin.execute(query, params)
+                name = f"{self._table_name}-admin"
+                self._admin = _connect(self.spec.admin, name, autocommit=True)
+            cur = self._admin.execute(query, params, binary=binary)
             return cur.fetchall() if cur.description else []
         except psycopg.Error as exc:
             _close(self._admin)
@@ -90,7 +107,7 @@ class PostgresAdapter(BrokerAdapter):
             raise BrokerError(f"postgres: {exc}") from exc
 
     def provision(self) -> None:
-        table = sql.Identifier(self.spec.table)
+        table = sql.Identifier(self._table_name)
         self._execute(
             sql.SQL(
                 """CREATE TABLE IF NOT EXISTS {} (
@@ -99,31 +116,62 @@ class PostgresAdapter(BrokerAdapter):
                     attempts integer NOT NULL DEFAULT 0,
                     enqueued_at timestamptz NOT NULL DEFAULT now(),
                     status text NOT NULL DEFAULT 'new',  -- polling mode only
-                    claimed_at timestamptz               -- polling mode only
+                    claimed_at timestamptz,              -- polling mode only
+                    first_failure timestamptz            -- set by the first reject
                 )"""
             ).format(table)
         )
         # The lab pads messages with one repeated byte; compressing that would flatter
         # PostgreSQL against brokers that store payloads as they are.
         self._execute(sql.SQL("ALTER TABLE {} ALTER payload SET STORAGE EXTERNAL").format(table))
+        for statement in pgdlq.provision_statements(self.spec):
+            self._execute(statement)
+        if pgdlq.has_retention(self.spec.recipe.retention):
+            self._retention = pgdlq.RetentionJob(self.spec)
 
     def probe(self, final: bool = False) -> Probe:
-        table = sql.Identifier(self.spec.table)
+        job = self._retention
+        if job is not None and job.due(final):
+            job.run(self._execute, final)
+        table, dead = sql.Identifier(self._table_name), sql.Identifier(pgdlq.dlq_table(self.spec))
+        # The dead-letter table holds only poison messages: counting it stays cheap.
         if final:
-            [(depth,)] = self._execute(sql.SQL("SELECT count(*) FROM {}").format(table))
-            return Probe(depth=depth, detail={"depth": "exact"})
-        [(depth,)] = self._execute(
-            sql.SQL("SELECT count(*) FROM (SELECT FROM {} LIMIT %s) AS head").format(table),
-            (EXACT_DEPTH_LIMIT + 1,),
+            [(depth, letters)] = self._execute(
+                sql.SQL("SELECT (SELECT count(*) FROM {}), (SELECT count(*) FROM {})").format(
+                    table, dead
+                )
+            )
+            detail = {"depth": "exact"}
+        else:
+            [(depth, letters)] = self._execute(
+                sql.SQL(
+                    "SELECT (SELECT count(*) FROM (SELECT FROM {} LIMIT %s) AS head),"
+                    " (SELECT count(*) FROM {})"
+                ).format(table, dead),
+                (EXACT_DEPTH_LIMIT + 1,),
+            )
+            detail = {"depth": "exact"}
+            if depth > EXACT_DEPTH_LIMIT:
+                # Two index probes; an upper bound, since acked rows leave holes in the range.
+                [(span,)] = self._execute(
+                    sql.SQL("SELECT max(id) - min(id) + 1 FROM {}").format(table)
+                )
+                depth, detail = max(depth, span or 0), {"depth": "estimate"}
+        # Taken last: if a query above failed, the names wait for the next probe.
+        return Probe(
+            depth=depth,
+            dead_letters=letters,
+            retention_dropped=job.total if job else None,
+            dropped=job.take() if job else b"",
+            detail=detail,
         )
-        if depth <= EXACT_DEPTH_LIMIT:
-            return Probe(depth=depth, detail={"depth": "exact"})
-        # Two index probes; an upper bound, since acked rows leave holes in the range.
-        [(span,)] = self._execute(sql.SQL("SELECT max(id) - min(id) + 1 FROM {}").format(table))
-        return Probe(depth=max(depth, span or 0), detail={"depth": "estimate"})
 
-    def teardown(self) -> None:
-        drop = sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(self.spec.table))
+    def teardown(self, keep_dead_letters: bool = False) -> None:
+        if keep_dead_letters:
+            return  # both tables stay for `lab dlq`; its own teardown drops them
+        drop = sql.SQL("DROP TABLE IF EXISTS {}, {}").format(
+            sql.Identifier(self._table_name), sql.Identifier(pgdlq.dlq_table(self.spec))
+        )
         try:
             # A consumer that hangs with its claim open would block DROP forever.
             self._execute(sql.SQL("SET lock_timeout = '5s'"))
@@ -135,11 +183,23 @@ class PostgresAdapter(BrokerAdapter):
                         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                         " WHERE starts_with(application_name, %s) AND pid <> pg_backend_pid()"
                     ),
-                    (self.spec.table + "-",),
+                    # Application names are cut at 63 bytes too (see _connect).
+                    ((self._table_name + "-")[:63],),
                 )
                 self._execute(drop)
         except BrokerError:
             pass  # the broker is down at the end of a fault drill: nothing left to undo
+
+    def dead_letters(self, limit: int) -> list[DeadLetter]:
+        rows = self._execute(pgdlq.browse_statement(self.spec), (limit,), binary=True)
+        return [
+            dead_letter_of(str(id_), self.spec.run_id, head, reason, attempts, first, last)
+            for id_, head, reason, attempts, first, last in rows
+        ]
+
+    def redrive(self) -> int:
+        [(moved, _)] = self._execute(pgdlq.redrive_statement(self.spec), (self._table_name,))
+        return moved
 
     def settings(self) -> dict[str, str]:
         pg = self.spec.recipe.postgres
@@ -154,6 +214,12 @@ class PostgresAdapter(BrokerAdapter):
             "insert": "COPY in batches, one commit per batch",
             "ack": "DELETE",
             **extra,
+            "retention": pgdlq.describe_retention(self.spec.recipe.retention),
+            "dead_letters": (
+                f"table {pgdlq.dlq_table(self.spec)}: INSERT + DELETE committed with the"
+                " consumer's batch; first failure = the earlier of the first reject"
+                " (any consumer, kept in the row) and the consumer's own record"
+            ),
         }
 
     def client_version(self) -> str:
@@ -178,12 +244,12 @@ class PostgresProducer(ProducerClient):
 
     def __init__(self, spec: RunSpec, producer_id: int, sync_commit: str) -> None:
         self._endpoint = spec.endpoint
-        self._name = f"{spec.table}-producer-{producer_id}"
+        self._name = f"{pgdlq.pg_name(spec)}-producer-{producer_id}"
         self._sync_commit = sync_commit
         self._conn = _connect(self._endpoint, self._name, sync_commit)
-        table = sql.Identifier(spec.table)
+        table = sql.Identifier(pgdlq.pg_name(spec))
         self._copy = sql.SQL("COPY {} (payload) FROM STDIN (FORMAT BINARY)").format(table)
-        self._channel = spec.table
+        self._channel = pgdlq.pg_name(spec)
         self._acks: list[Ack] = []
 
     def send(self, batch: list[Outgoing]) -> None:
@@ -227,10 +293,11 @@ class _Consumer(ConsumerClient):
 
     def __init__(self, spec: RunSpec, consumer_id: int, sync_commit: str) -> None:
         self._spec = spec
-        self._name = f"{spec.table}-consumer-{consumer_id}"
+        self._name = f"{pgdlq.pg_name(spec)}-consumer-{consumer_id}"
         self._sync_commit = sync_commit
         self._prefetch = spec.recipe.consumers.prefetch
-        self._table = sql.Identifier(spec.table)
+        self._table = sql.Identifier(pgdlq.pg_name(spec))
+        self._dead_letter = pgdlq.dead_letter_statement(spec)
         self._conn: psycopg.Connection | None = None
         self._connect()
 
@@ -264,13 +331,17 @@ class SkipLockedConsumer(_Consumer):
         ).format(self._table)
         self._delete = sql.SQL("DELETE FROM {} WHERE id = ANY(%s::bigint[])").format(self._table)
         self._retry = sql.SQL(
-            "UPDATE {} SET attempts = attempts + 1 WHERE id = ANY(%s::bigint[])"
+            # The statement's own clock: now() would be when the claim transaction began.
+            "UPDATE {} SET attempts = attempts + 1,"
+            " first_failure = coalesce(first_failure, clock_timestamp())"
+            " WHERE id = ANY(%s::bigint[])"
         ).format(self._table)
 
     def _listen(self) -> psycopg.Connection:
         if self._listener is None:
             self._listener = _connect(self._spec.endpoint, self._name + "-listen", autocommit=True)
-            self._listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._spec.table)))
+            channel = sql.Identifier(pgdlq.pg_name(self._spec))
+            self._listener.execute(sql.SQL("LISTEN {}").format(channel))
         return self._listener
 
     def receive(self, max_messages: int, timeout: float) -> list[Delivery]:
@@ -297,12 +368,12 @@ class SkipLockedConsumer(_Consumer):
         self._held.update(row[0] for row in rows)
         return [Delivery(payload, id_, attempts + 1) for id_, payload, attempts in rows]
 
-    def _finish(self, deliveries: list[Delivery], query: sql.Composable, what: str) -> None:
-        # Handles from a claim that was since rolled back are no longer ours to touch.
-        ids = [d.handle for d in deliveries if d.handle in self._held]
+    def _finish(
+        self, ids: list[int], query: sql.Composable, params: tuple | dict, what: str
+    ) -> None:
         try:
             if ids:
-                self._connect().execute(query, (ids,))
+                self._connect().execute(query, params)
                 self._held.difference_update(ids)
             # Committing releases every claim of the transaction, so wait for the last.
             if not self._held and self._conn is not None:
@@ -310,11 +381,22 @@ class SkipLockedConsumer(_Consumer):
         except psycopg.Error as exc:
             raise self._fail(exc, what) from exc
 
+    def _ours(self, deliveries: list[Delivery]) -> list[int]:
+        # Handles from a claim that was since rolled back are no longer ours to touch.
+        return [d.handle for d in deliveries if d.handle in self._held]
+
     def ack(self, deliveries: list[Delivery]) -> None:
-        self._finish(deliveries, self._delete, "ack")
+        ids = self._ours(deliveries)
+        self._finish(ids, self._delete, (ids,), "ack")
 
     def reject(self, deliveries: list[Delivery]) -> None:
-        self._finish(deliveries, self._retry, "reject")
+        ids = self._ours(deliveries)
+        self._finish(ids, self._retry, (ids,), "reject")
+
+    def dead_letter(self, letters: list[tuple[Delivery, DeadLetterInfo]]) -> None:
+        letters = [(d, info) for d, info in letters if d.handle in self._held]
+        params = pgdlq.dead_letter_params(letters)
+        self._finish(params["ids"], self._dead_letter, params, "dead-letter")
 
     def close(self) -> None:
         super().close()
@@ -340,7 +422,8 @@ class PollingConsumer(_Consumer):
         ).format(self._table)
         self._delete = sql.SQL("DELETE FROM {} WHERE id = ANY(%s::bigint[])").format(self._table)
         self._retry = sql.SQL(
-            "UPDATE {} SET status = 'new', claimed_at = NULL, attempts = attempts + 1"
+            "UPDATE {} SET status = 'new', claimed_at = NULL, attempts = attempts + 1,"
+            " first_failure = coalesce(first_failure, clock_timestamp())"
             " WHERE id = ANY(%s::bigint[])"
         ).format(self._table)
 
@@ -370,18 +453,23 @@ class PollingConsumer(_Consumer):
             if time.monotonic() >= deadline:
                 return []
 
-    def _finish(self, deliveries: list[Delivery], query: sql.Composable, what: str) -> None:
-        if not deliveries:
-            return
+    def _finish(self, query: sql.Composable, params: tuple | dict, what: str) -> None:
         try:
             conn = self._connect()
-            conn.execute(query, ([d.handle for d in deliveries],))
+            conn.execute(query, params)
             conn.commit()
         except psycopg.Error as exc:
             raise self._fail(exc, what) from exc
 
     def ack(self, deliveries: list[Delivery]) -> None:
-        self._finish(deliveries, self._delete, "ack")
+        if deliveries:
+            self._finish(self._delete, ([d.handle for d in deliveries],), "ack")
 
     def reject(self, deliveries: list[Delivery]) -> None:
-        self._finish(deliveries, self._retry, "reject")
+        if deliveries:
+            self._finish(self._retry, ([d.handle for d in deliveries],), "reject")
+
+    def dead_letter(self, letters: list[tuple[Delivery, DeadLetterInfo]]) -> None:
+        # A row another poller took and settled first is gone: it yields no dead letter.
+        if letters:
+            self._finish(self._dead_letter, pgdlq.dead_letter_params(letters), "dead-letter")

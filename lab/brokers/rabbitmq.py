@@ -1,10 +1,12 @@
 """RabbitMQ through pika: a durable work queue fed through the default exchange.
 
 Every client (producer, consumer, the engine's admin channel) is a SelectConnection whose
-I/O loop runs only inside `_Session.pump`, driven by the caller: no background thread,
+I/O loop runs only inside `Session.pump`, driven by the caller: no background thread,
 and nothing waits unless the caller asked to. That lets a producer keep a window of
 publisher confirms in flight; a BlockingChannel in confirm mode waits for each confirm
 and tops out near 1.5k msgs/s on the lab's machine.
+
+Retention, dead letters and retries by republishing live in rabbitmq_dlq.py.
 """
 
 import logging
@@ -19,17 +21,20 @@ from pika.adapters.select_connection import IOLoop, SelectConnection
 from pika.channel import Channel
 from pika.exceptions import AMQPError
 
+from lab.brokers import rabbitmq_dlq as rdlq
 from lab.brokers.base import (
     Ack,
     BrokerAdapter,
     BrokerError,
     ConsumerClient,
+    DeadLetterInfo,
     Delivery,
     Outgoing,
     Probe,
     ProducerClient,
     RunSpec,
 )
+from lab.dlq import DeadLetter
 from lab.endpoints import Endpoint
 
 # pika logs a lost or refused connection at ERROR; the adapter raises BrokerError instead,
@@ -50,7 +55,7 @@ def _nothing() -> None:
     pass
 
 
-class _Session:
+class Session:
     """One connection and one channel, whose I/O runs only while pump() runs."""
 
     def __init__(self, ep: Endpoint, timeout: float = CONNECT_TIMEOUT) -> None:
@@ -179,7 +184,7 @@ class RabbitMQProducer(ProducerClient):
         self._oldest = 1  # every tag below this one is settled
         self._acks: list[Ack] = []
         self._returned: list[bytes] = []
-        self._session = _Session(ep)
+        self._session = Session(ep)
         self._channel = self._session.channel
         try:
             # mandatory + return: a message no queue took (queue deleted mid-run) is a
@@ -256,12 +261,24 @@ class RabbitMQProducer(ProducerClient):
 
 
 class RabbitMQConsumer(ConsumerClient):
-    def __init__(self, queue: str, ep: Endpoint, prefetch: int, counts: bool) -> None:
-        self._counts = counts  # quorum queues count deliveries in x-delivery-count
+    """Consumes the run's queue. Delivery.handle is (delivery tag, properties).
+
+    Attempts: a quorum queue counts deliveries itself (x-delivery-count), so a rejected
+    message is nacked with requeue. A classic queue counts nothing, so a rejected message
+    is republished with its attempts in a header, and the original acked once the copy
+    is confirmed (rdlq.Publisher: a second connection)."""
+
+    def __init__(
+        self, queue: str, dlq: str, ep: Endpoint, prefetch: int, broker_counts: bool
+    ) -> None:
+        self._queue = queue
+        self._dlq = dlq
+        self._broker_counts = broker_counts
+        self._publisher = rdlq.Publisher(lambda: Session(ep))  # connects on first use
         self._buffer: deque[Delivery] = deque()
         self._unsettled = 1  # every delivery tag below this one is acked or rejected
         self._settled_ahead: set[int] = set()
-        self._session = _Session(ep)
+        self._session = Session(ep)
         self._channel = channel = self._session.channel
         try:
             self._session.call(CONNECT_TIMEOUT, channel.basic_qos, prefetch_count=prefetch)
@@ -277,11 +294,16 @@ class RabbitMQConsumer(ConsumerClient):
     def _on_message(
         self, _ch: Channel, method: amqp.Basic.Deliver, props: pika.BasicProperties, body: bytes
     ) -> None:
-        attempts = 0
-        if self._counts:
-            headers = props.headers
+        headers = props.headers
+        if self._broker_counts:
             attempts = (headers.get("x-delivery-count", 0) if headers else 0) + 1
-        self._buffer.append(Delivery(body, method.delivery_tag, attempts))
+        else:
+            attempts = (headers.get(rdlq.ATTEMPTS, 0) if headers else 0) + 1
+            if method.redelivered:
+                # A consumer died holding this copy: one more attempt at least (AMQP
+                # says that it was delivered before, not how often).
+                attempts += 1
+        self._buffer.append(Delivery(body, (method.delivery_tag, props), attempts))
 
     def _has_buffered(self) -> bool:
         return bool(self._buffer)
@@ -297,7 +319,7 @@ class RabbitMQConsumer(ConsumerClient):
         if not deliveries:
             return
         channel, ahead = self._channel, self._settled_ahead
-        tags: list[int] = [d.handle for d in deliveries]
+        tags: list[int] = [d.handle[0] for d in deliveries]
         high = max(tags)
         covered = len(tags) + (sum(1 for t in ahead if t < high) if ahead else 0)
         try:
@@ -326,10 +348,29 @@ class RabbitMQConsumer(ConsumerClient):
         self._settle(deliveries, None)
 
     def reject(self, deliveries: list[Delivery]) -> None:
-        self._settle(deliveries, True)
+        if self._broker_counts:
+            self._settle(deliveries, True)
+            return
+        retries = []
+        for d in deliveries:
+            props: pika.BasicProperties = d.handle[1]
+            headers = {**(props.headers or {}), rdlq.ATTEMPTS: d.attempts}
+            copy = pika.BasicProperties(delivery_mode=props.delivery_mode, headers=headers)
+            retries.append((self._queue, d.payload, copy))
+        self._publisher.publish(retries)
+        self._settle(deliveries, None)
+
+    def dead_letter(self, letters: list[tuple[Delivery, DeadLetterInfo]]) -> None:
+        if not letters:
+            return
+        self._publisher.publish(
+            [(self._dlq, d.payload, rdlq.dead_letter_properties(info)) for d, info in letters]
+        )
+        self._settle([d for d, _ in letters], None)
 
     def close(self) -> None:
         # Closing with messages unacked hands them back to the queue for other consumers.
+        self._publisher.close()
         self._session.close()
 
 
@@ -338,10 +379,14 @@ class RabbitMQAdapter(BrokerAdapter):
 
     def __init__(self, spec: RunSpec) -> None:
         super().__init__(spec)
-        self._admin: _Session | None = None
+        self._admin: Session | None = None
         options = self.spec.recipe.rabbitmq
         self._quorum = options.queue_type == "quorum"
         self._persistent = self.spec.recipe.durability == "safe"
+        # Only a run with a retention limit has a `.dropped` queue to drain.
+        self._drain = (
+            rdlq.DropDrain(spec, self._connect) if rdlq.has_retention(spec.recipe) else None
+        )
 
     def _admin_call(self, timeout: float, name: str, *args: object, **kw: object) -> frame.Method:
         """An AMQP method on the engine's one session, opened again if it died since the
@@ -354,7 +399,7 @@ class RabbitMQAdapter(BrokerAdapter):
                 session.close()
                 session = self._admin = None
         if session is None:
-            session = self._admin = _Session(self.spec.admin, min(timeout, CONNECT_TIMEOUT))
+            session = self._admin = Session(self.spec.admin, min(timeout, CONNECT_TIMEOUT))
         try:
             return session.call(timeout, getattr(session.channel, name), *args, **kw)
         except BrokerError:
@@ -363,24 +408,76 @@ class RabbitMQAdapter(BrokerAdapter):
             self._admin = None
             raise
 
+    def _connect(self) -> Session:
+        return Session(self.spec.admin)
+
     def provision(self) -> None:
+        spec = self.spec
         queue_type = "quorum" if self._quorum else "classic"
-        self._admin_call(
-            SETUP_TIMEOUT,
-            "queue_declare",
-            self.spec.queue,
-            durable=True,
-            arguments={"x-queue-type": queue_type},
-        )
+        # The destinations first, so the main queue never dead-letters into nothing.
+        # `.dropped` is of the main queue's type, so a quorum run keeps its losses in a
+        # replicated log like its messages. The DLQ is always classic: browsing returns
+        # messages to the queue, and a classic queue puts them back where they were, while
+        # a quorum queue (3.10) puts them behind the ones it never handed out.
+        queues = [(spec.dead_letter_queue, {"x-queue-type": "classic"})]
+        if self._drain is not None:
+            queues.append((rdlq.dropped_queue(spec), {"x-queue-type": queue_type}))
+        queues.append((spec.queue, rdlq.queue_arguments(spec, queue_type)))
+        for name, arguments in queues:
+            self._admin_call(
+                SETUP_TIMEOUT, "queue_declare", name, durable=True, arguments=arguments
+            )
 
     def probe(self, final: bool = False) -> Probe:
         timeout = SETUP_TIMEOUT if final else PROBE_TIMEOUT
         ok = self._admin_call(timeout, "queue_declare", self.spec.queue, passive=True)
+        dlq = self._admin_call(timeout, "queue_declare", self.spec.dead_letter_queue, passive=True)
+        detail: dict = {"consumers": ok.method.consumer_count}
+        dropped, retention_dropped = b"", None
+        if self._drain is not None:
+            # Last: once the drain acked its messages, nothing may fail before they are
+            # handed to the engine.
+            try:
+                dropped = self._drain.take(final)
+                retention_dropped = self._drain.total
+                detail["dropped_by_reason"] = dict(self._drain.reasons)
+            except BrokerError as exc:
+                if "NOT_FOUND" not in str(exc):
+                    raise
+                # `.dropped` is gone: a run torn down with its dead letters kept.
+                detail["dropped_queue"] = "missing"
         # Ready messages only: AMQP does not report those delivered and not yet acked.
-        return Probe(depth=ok.method.message_count, detail={"consumers": ok.method.consumer_count})
+        return Probe(
+            depth=ok.method.message_count,
+            dead_letters=dlq.method.message_count,
+            retention_dropped=retention_dropped,
+            dropped=dropped,
+            detail=detail,
+        )
 
-    def teardown(self) -> None:
-        self._admin_call(SETUP_TIMEOUT, "queue_delete", self.spec.queue)
+    def teardown(self, keep_dead_letters: bool = False) -> None:
+        if self._drain is not None:
+            self._drain.close()
+        spec = self.spec
+        self._admin_call(SETUP_TIMEOUT, "queue_delete", rdlq.dropped_queue(spec))
+        if not keep_dead_letters:
+            self._admin_call(SETUP_TIMEOUT, "queue_delete", spec.queue)
+            self._admin_call(SETUP_TIMEOUT, "queue_delete", spec.dead_letter_queue)
+
+    def dead_letters(self, limit: int) -> list[DeadLetter]:
+        # A session of its own: closing it is what puts the browsed messages back.
+        session = self._connect()
+        try:
+            return rdlq.browse(session, self.spec, limit)
+        finally:
+            session.close()
+
+    def redrive(self) -> int:
+        session = self._connect()
+        try:
+            return rdlq.redrive(session, self.spec, self._persistent)
+        finally:
+            session.close()
 
     def settings(self) -> dict[str, str]:
         recipe = self.spec.recipe
@@ -394,6 +491,7 @@ class RabbitMQAdapter(BrokerAdapter):
             "publisher_confirms": f"window of {recipe.rabbitmq.confirm_window}",
             "consumer_acks": "manual",
             "prefetch": str(recipe.consumers.prefetch),
+            **rdlq.settings(self.spec, self._quorum),
         }
 
     def producer(self, producer_id: int) -> ProducerClient:
@@ -401,13 +499,18 @@ class RabbitMQAdapter(BrokerAdapter):
         return RabbitMQProducer(self.spec.queue, self.spec.endpoint, self._persistent, window)
 
     def consumer(self, consumer_id: int) -> ConsumerClient:
-        prefetch = self.spec.recipe.consumers.prefetch
-        return RabbitMQConsumer(self.spec.queue, self.spec.endpoint, prefetch, self._quorum)
+        spec = self.spec
+        prefetch = spec.recipe.consumers.prefetch
+        return RabbitMQConsumer(
+            spec.queue, spec.dead_letter_queue, spec.endpoint, prefetch, self._quorum
+        )
 
     def client_version(self) -> str:
         return f"pika {pika.__version__}"
 
     def close(self) -> None:
+        if self._drain is not None:
+            self._drain.close()
         if self._admin is not None:
             self._admin.close()
             self._admin = None
