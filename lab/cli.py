@@ -2,12 +2,13 @@
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
 from lab import BROKERS, __version__
 from lab.errors import LabError
-from lab.runtimes import RUNTIMES, BrokerStatus, get_runtime
+from lab.runtimes import RUNTIME_CHOICES, BrokerStatus, check_brokers, get_runtime
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -21,9 +22,25 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"broker-lab {__version__}")
     parser.add_argument(
         "--runtime",
-        choices=RUNTIMES,
-        default="native",
-        help="how brokers are run (default: native)",
+        choices=RUNTIME_CHOICES,
+        default=os.environ.get("LAB_RUNTIME", "auto"),
+        help="how brokers are run; auto (the default, or LAB_RUNTIME): external when broker "
+        "URLs are given, else docker when a Docker engine answers, else native",
+    )
+    parser.add_argument(
+        "--broker-url",
+        action="append",
+        default=[],
+        metavar="[BROKER=]URL",
+        help="a broker someone else runs, for the external runtime (repeatable), e.g. "
+        "kafka://HOST:9092, amqp://USER:PASS@HOST/VHOST, redis://:PASS@HOST:6379/0, "
+        "postgresql://USER:PASS@HOST/DB",
+    )
+    parser.add_argument(
+        "--external-config",
+        metavar="FILE",
+        help="a TOML file whose [brokers] table maps brokers to URLs "
+        "(default: LAB_EXTERNAL_CONFIG)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -40,6 +57,23 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--lines", type=int, default=100)
     sub.add_parser("doctor", help="what is installed, what is missing, how to fix it")
 
+    p = sub.add_parser("dlq", help="browse or redrive a run's dead letters")
+    p.add_argument("broker", metavar="BROKER")
+    p.add_argument("--run", help="run id (default: the latest run that kept dead letters)")
+    p.add_argument("--limit", type=int, default=20, help="how many to list (default 20)")
+    action = p.add_mutually_exclusive_group()
+    action.add_argument("--redrive", action="store_true", help="send them back to the queue")
+    action.add_argument("--purge", action="store_true", help="delete the run's queues")
+
+    p = sub.add_parser("tui", help="the dashboard: pick brokers and a recipe, watch, break, export")
+    p.add_argument("--replay", metavar="RUN.json", help="play a recorded run back (no brokers)")
+    p.add_argument("--out", default="results", help="directory for results (default: results)")
+    p.add_argument(
+        "--keep-brokers",
+        action="store_true",
+        help="leave brokers the dashboard started running afterwards",
+    )
+
     p = sub.add_parser("run", help="run a recipe through the brokers, headless")
     p.add_argument("recipe", help="a recipe file, or the name of a shipped one (quickstart)")
     p.add_argument("--brokers", help="comma-separated; default: the recipe's brokers")
@@ -47,6 +81,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", help="override the recipe's duration (e.g. 30s)")
     p.add_argument("--rate", type=float, help="override the recipe's rate (msgs/s)")
     p.add_argument("--out", default="results", help="directory for results (default: results)")
+    p.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="'TIME ACTION [BROKER] [k=v]'",
+        help="inject a fault, e.g. '30s kill kafka' or '10s latency redis ms=200' (repeatable)",
+    )
+    p.add_argument(
+        "--no-proxy",
+        action="store_true",
+        help="connect straight to the brokers, not through the chaos proxy (benchmarks)",
+    )
     p.add_argument(
         "--keep-brokers",
         action="store_true",
@@ -95,7 +141,16 @@ def run(argv: Sequence[str] | None = None) -> int:
         print(render(checks))
         return 0 if all(c.ok for c in checks) else 1
 
-    runtime = get_runtime(args.runtime)
+    if args.command == "tui":
+        from tui.main import run_tui
+
+        return run_tui(
+            lambda: get_runtime(args.runtime, None, args.broker_url, args.external_config),
+            args.replay,
+            args.out,
+            args.keep_brokers,
+        )
+    runtime = get_runtime(args.runtime, None, args.broker_url, args.external_config)
     if args.command == "up":
         rows = runtime.up(args.brokers, progress=_print_progress)
         print(render_status(rows))
@@ -109,6 +164,11 @@ def run(argv: Sequence[str] | None = None) -> int:
             print(render_status(rows))
     elif args.command == "logs":
         print(runtime.logs(args.broker, args.lines))
+    elif args.command == "dlq":
+        from lab.dlq_command import dlq
+
+        (broker,) = check_brokers([args.broker])
+        return dlq(runtime, broker, args.run, args.limit, args.redrive, args.purge)
     elif args.command == "run":
         from pathlib import Path
 
@@ -119,9 +179,21 @@ def run(argv: Sequence[str] | None = None) -> int:
             overrides["duration"] = args.duration
         if args.rate is not None:
             overrides["rate.rate"] = args.rate
+        if args.no_proxy:
+            overrides["chaos_proxy"] = False
         brokers = [b.strip() for b in args.brokers.split(",") if b.strip()] if args.brokers else []
+        from lab.faults import parse_fault
+
+        faults = [parse_fault(text) for text in args.fault]
         return run_headless(
-            runtime, args.recipe, brokers, args.mode, Path(args.out), overrides, args.keep_brokers
+            runtime,
+            args.recipe,
+            brokers,
+            args.mode,
+            Path(args.out),
+            overrides,
+            args.keep_brokers,
+            faults,
         )
     return 0
 

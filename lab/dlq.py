@@ -6,7 +6,15 @@ Kafka a `<topic>.dlq` topic, RabbitMQ a dead-letter exchange and queue, Redis a
 dead-letter stream, PostgreSQL a dead-letter table.
 """
 
+import json
+import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lab.brokers.base import BrokerAdapter
+    from lab.runtimes import Runtime
 
 
 @dataclass(frozen=True)
@@ -20,3 +28,125 @@ class DeadLetter:
     first_failure: float  # unix time
     last_failure: float
     payload_head: str  # the first bytes of the payload, printable
+
+
+def dead_letter_of(
+    letter_id: str,
+    run_id: str,
+    payload: bytes,
+    reason: str,
+    attempts: int,
+    first_failure: float,
+    last_failure: float,
+) -> DeadLetter:
+    """A DeadLetter from what an adapter read from its dead-letter destination."""
+    from lab import messages
+
+    header = messages.decode(payload)
+    # Like the right-hand column of a hex dump: printable bytes as they are, others as dots.
+    head = "".join(chr(b) if 32 <= b < 127 else "." for b in payload[:32])
+    return DeadLetter(
+        id=letter_id,
+        run_id=run_id,
+        producer=header.producer if header else None,
+        seq=header.seq if header else None,
+        reason=reason,
+        attempts=attempts,
+        first_failure=first_failure,
+        last_failure=last_failure,
+        payload_head=head,
+    )
+
+
+# --- runs whose dead letters were kept --------------------------------------------------
+# A run's queue and dead-letter destination outlive the run when it left dead letters,
+# so that `lab dlq` can browse and redrive them later, from another process. The lab
+# remembers which in its state dir: <state dir>/dead-letters.json.
+
+
+def _registry(state_dir: Path) -> Path:
+    return state_dir / "dead-letters.json"
+
+
+def remember(state_dir: Path, run_id: str, broker: str, recipe: dict, count: int) -> None:
+    entries = [e for e in kept(state_dir) if (e["run_id"], e["broker"]) != (run_id, broker)]
+    entries.append(
+        {"run_id": run_id, "broker": broker, "recipe": recipe, "count": count, "at": time.time()}
+    )
+    _write(state_dir, entries)
+
+
+def forget(state_dir: Path, run_id: str, broker: str) -> None:
+    _write(
+        state_dir, [e for e in kept(state_dir) if (e["run_id"], e["broker"]) != (run_id, broker)]
+    )
+
+
+def kept(state_dir: Path, broker: str | None = None) -> list[dict]:
+    """Kept runs, oldest first."""
+    try:
+        entries = json.loads(_registry(state_dir).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return []
+    return [e for e in entries if broker in (None, e["broker"])]
+
+
+def _write(state_dir: Path, entries: list[dict]) -> None:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    tmp = _registry(state_dir).with_suffix(".tmp")
+    tmp.write_text(json.dumps(entries, indent=1))
+    tmp.replace(_registry(state_dir))
+
+
+def list_dead_letters(runtime: "Runtime", broker: str, run_id: str, limit: int) -> list[DeadLetter]:
+    """A run's dead letters, while it runs or after it kept them."""
+    adapter = adapter_for_run(runtime, broker, run_id)
+    try:
+        return adapter.dead_letters(limit)
+    finally:
+        adapter.close()
+
+
+def redrive(runtime: "Runtime", broker: str, run_id: str) -> int:
+    """Send a run's dead letters back to its queue; how many went."""
+    adapter = adapter_for_run(runtime, broker, run_id)
+    try:
+        return adapter.redrive()
+    finally:
+        # The run stays remembered: its queue now holds the messages, until --purge.
+        adapter.close()
+
+
+def purge(runtime: "Runtime", broker: str, run_id: str) -> None:
+    """Delete a run's queue and dead letters."""
+    adapter = adapter_for_run(runtime, broker, run_id)
+    try:
+        adapter.teardown()
+    finally:
+        adapter.close()
+    forget(runtime.settings.state_dir, run_id, broker)
+
+
+def adapter_for_run(runtime: "Runtime", broker: str, run_id: str | None) -> "BrokerAdapter":
+    """The adapter of a run: a running one, or one with kept dead letters (the latest of
+    those when run_id is None)."""
+    from lab.brokers import adapter_for
+    from lab.brokers.base import RunSpec
+    from lab.errors import LabError
+    from lab.recipes import parse
+
+    runs = kept(runtime.settings.state_dir, broker)
+    if run_id is None:
+        if not runs:
+            raise LabError(
+                f"no run has kept dead letters on {broker}: run one with poison messages"
+                " (e.g. lab run poison-pill)"
+            )
+        entry = runs[-1]
+    else:
+        # A run that is still going is not in the registry: its names come from its id,
+        # and the default recipe is enough to read its dead-letter destination.
+        entry = next((e for e in runs if e["run_id"] == run_id), None)
+        entry = entry or {"run_id": run_id, "recipe": {}}
+    recipe = parse(entry["recipe"], f"run {entry['run_id']}")
+    return adapter_for(RunSpec(entry["run_id"], broker, runtime.endpoint(broker), recipe))

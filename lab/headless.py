@@ -9,6 +9,7 @@ from rich.live import Live
 
 from lab import recipes
 from lab.engine.session import Session
+from lab.faults import Fault
 from lab.live import live_view, plain_line, print_summary
 from lab.runtimes import Runtime
 
@@ -23,6 +24,7 @@ def run(
     out_dir: Path,
     overrides: dict,
     keep_brokers: bool,
+    faults: list[tuple[float, Fault]],
 ) -> int:
     recipe = recipes.load(recipe_name, overrides)
     console = Console(stderr=False)
@@ -38,7 +40,7 @@ def run(
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        session.start(recipe, brokers, mode)
+        session.start(recipe, brokers, mode, faults)
         if console.is_terminal:
             with Live(console=console, refresh_per_second=4, transient=False) as live:
                 for snap in session.snapshots():

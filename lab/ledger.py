@@ -14,6 +14,7 @@ holds by construction at any time; `lost` is only non-zero once a run has draine
 is bounded by what the broker says it still holds (`depth`).
 """
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 CHUNK_SHIFT = 16
@@ -90,6 +91,16 @@ class SeqSet:
     def __len__(self) -> int:
         return sum(bits.bit_count() for bits in self._chunks.values())
 
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        """Every (producer, seq), chunk by chunk: for tests and checks, not hot paths."""
+        for (producer, chunk), bits in self._chunks.items():
+            base = chunk << CHUNK_SHIFT
+            rest = bits
+            while rest:
+                low = rest & -rest
+                yield producer, base + low.bit_length() - 1
+                rest ^= low
+
     def chunk(self, key: Key) -> int:
         return self._chunks.get(key, 0)
 
@@ -165,7 +176,7 @@ class Ledger:
 
     def counts(self, depth: int | None = None, final: bool = False) -> LedgerCounts:
         """Classify every acked message. While running, everything unaccounted for is in
-        flight; at the end, only as many as the broker still holds (`depth`) are."""
+        flight; at the end, only as many as the broker says it still holds (`depth`)."""
         delivered = dead = dropped = rest = unacked = 0
         keys = self.acked.keys() | self.delivered.keys()
         for key in keys:
@@ -179,7 +190,9 @@ class Ledger:
             dead += x.bit_count()
             dropped += r.bit_count()
             rest += (a & ~d & ~x & ~r).bit_count()
-        in_flight = min(rest, max(depth or 0, 0)) if final else rest
+        # While running, or when the broker could not be asked at the end, nothing that is
+        # unaccounted for is called lost: its fate is unknown.
+        in_flight = min(rest, max(depth, 0)) if final and depth is not None else rest
         return LedgerCounts(
             produced=self.produced,
             acked=len(self.acked),

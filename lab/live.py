@@ -1,17 +1,15 @@
 """What `lab run` shows: a live table of Snapshots (rich), and the summary at the end."""
 
-from collections.abc import Callable
-
 from rich.console import Console, Group
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
 from lab.metrics import BrokerSnapshot, Snapshot
-from lab.results import RunResult
+from lab.results import SUMMARY_ROWS, RunResult, alarming
 
 
-def _n(value: float | None, digits: int = 0) -> str:
+def number(value: float | None, digits: int = 0) -> str:
     if value is None:
         return "-"
     if abs(value) >= 10_000:
@@ -19,11 +17,11 @@ def _n(value: float | None, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
-def _ms(value: float) -> str:
+def millis(value: float) -> str:
     return f"{value:.1f}" if value < 100 else f"{value:,.0f}"
 
 
-def _mib(value: int | None) -> str:
+def mebibytes(value: int | None) -> str:
     return "-" if value is None else f"{value / 2**20:,.0f}"
 
 
@@ -37,20 +35,20 @@ def _row(b: BrokerSnapshot) -> list[Text | str]:
         b.broker,
         b.phase,
         Text(b.state, style=STATE_STYLE.get(b.state, "")),
-        _n(b.target_rate),
-        _n(b.produce_rate),
-        _n(b.consume_rate),
-        _n(b.lag),
-        f"{_ms(b.publish.p50)}/{_ms(b.publish.p99)}",
-        f"{_ms(b.e2e.p50)}/{_ms(b.e2e.p99)}",
-        _n(led.acked),
-        _n(led.delivered),
-        _n(led.duplicates),
-        _n(led.in_flight),
+        number(b.target_rate),
+        number(b.produce_rate),
+        number(b.consume_rate),
+        number(b.lag),
+        f"{millis(b.publish.p50)}/{millis(b.publish.p99)}",
+        f"{millis(b.e2e.p50)}/{millis(b.e2e.p99)}",
+        number(led.acked),
+        number(led.delivered),
+        number(led.duplicates),
+        number(led.in_flight),
         lost,
         Text(str(b.errors), style="red" if b.errors else ""),
-        _n(b.cpu_percent),
-        _mib(b.rss_bytes),
+        number(b.cpu_percent),
+        mebibytes(b.rss_bytes),
     ]
 
 
@@ -96,7 +94,7 @@ def plain_line(snap: Snapshot) -> str:
     for b in snap.brokers:
         parts.append(
             f"{b.broker}: {b.phase} {b.state} sent {b.produce_rate:,.0f}/s recv "
-            f"{b.consume_rate:,.0f}/s lag {_n(b.lag)} e2e p99 {_ms(b.e2e.p99)}ms "
+            f"{b.consume_rate:,.0f}/s lag {number(b.lag)} e2e p99 {millis(b.e2e.p99)}ms "
             f"acked {b.ledger.acked} delivered {b.ledger.delivered}"
         )
     return "  |  ".join(parts)
@@ -104,33 +102,16 @@ def plain_line(snap: Snapshot) -> str:
 
 def summary_table(result: RunResult) -> Table:
     table = Table(title=f"run {result.run_id} ({result.mode})", header_style="bold")
-    rows: list[tuple[str, Callable[[dict], str]]] = [
-        ("produced", lambda s: f"{s['produced']:,}"),
-        ("acked", lambda s: f"{s['acked']:,}"),
-        ("delivered", lambda s: f"{s['delivered']:,}"),
-        ("duplicates", lambda s: f"{s['duplicates']:,}"),
-        ("dead-lettered", lambda s: f"{s['dead_lettered']:,}"),
-        ("retention-dropped", lambda s: f"{s['retention_dropped']:,}"),
-        ("in flight", lambda s: f"{s['in_flight']:,}"),
-        ("lost", lambda s: f"{s['lost']:,}"),
-        ("adds up", lambda s: "yes" if s["adds_up"] else "NO"),
-        ("send rate (msgs/s)", lambda s: f"{s['produce_rate']:,.0f} of {s['target_rate']:,.0f}"),
-        ("receive rate (msgs/s)", lambda s: f"{s['consume_rate']:,.0f}"),
-        ("publish p50/p99/max ms", lambda s: _lat(s["publish_latency_ms"])),
-        ("end-to-end p50/p99/max ms", lambda s: _lat(s["e2e_latency_ms"])),
-        ("max lag", lambda s: f"{s['max_lag']:,}"),
-        ("errors", lambda s: f"{s['errors']:,}"),
-    ]
     table.add_column("")
     for name in result.brokers:
         table.add_column(name, justify="right")
-    for label, fmt in rows:
-        table.add_row(label, *[fmt(b.summary) for b in result.brokers.values()])
+    for label, fmt in SUMMARY_ROWS:
+        cells = [
+            Text(fmt(b.summary), style="bold red" if alarming(label, b.summary) else "")
+            for b in result.brokers.values()
+        ]
+        table.add_row(label, *cells)
     return table
-
-
-def _lat(lat: dict) -> str:
-    return f"{_ms(lat['p50'])}/{_ms(lat['p99'])}/{_ms(lat['max'])}"
 
 
 def print_summary(console: Console, result: RunResult, path: object) -> None:

@@ -17,6 +17,20 @@ FLAG_POISON = 1
 _PAD = b"." * (8 * 2**20)
 
 
+# A message's identity as one number, as workers report it and Probe.dropped carries it:
+# producer << 40 | seq (a trillion messages per producer, 65,536 producers).
+PRODUCER_SHIFT = 40
+SEQ_MASK = (1 << PRODUCER_SHIFT) - 1
+
+
+def pack(producer: int, seq: int) -> int:
+    return producer << PRODUCER_SHIFT | seq
+
+
+def unpack(ident: int) -> tuple[int, int]:
+    return ident >> PRODUCER_SHIFT, ident & SEQ_MASK
+
+
 class Header(NamedTuple):
     run_tag: int
     producer: int

@@ -5,6 +5,7 @@ import json
 import math
 import os
 import platform
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,22 +86,17 @@ def summary(
     recipe: Recipe,
     publish: Latency,
     e2e: Latency,
-    failed: int,
-    errors: int,
-    max_backlog: int,
+    extra: dict[str, int],
 ) -> dict:
-    """The per-broker summary: ledger counts, rates and latencies after warm-up."""
+    """The per-broker summary: ledger counts, rates and latencies after warm-up, and the
+    engine's own counters (`extra`: failed sends, errors, poison acked, ...)."""
     running = [s for s in series if s["phase"] == "running"]
-
-    def mean(key: str) -> float:
-        return sum(s[key] for s in running) / len(running) if running else 0.0
-
+    target = sum(s["target_rate"] for s in running) / len(running) if running else 0.0
     lags = [s["lag"] for s in series if s["lag"] is not None]
     return {
         **counts.to_dict(),
-        "failed": failed,
-        "errors": errors,
-        "target_rate": mean("target_rate"),
+        **extra,
+        "target_rate": target,
         # Exact: acked (processed) messages counted per second of the run clock, over the
         # whole seconds from the end of warm-up to the end of the schedule.
         "produce_rate": measured_rate(per_second["acked"], recipe),
@@ -108,7 +104,6 @@ def summary(
         "publish_latency_ms": latency_summary(publish),
         "e2e_latency_ms": latency_summary(e2e),
         "max_lag": max(lags, default=0),
-        "max_backlog": max_backlog,
         "adds_up": counts.adds_up(),
     }
 
@@ -126,3 +121,35 @@ def environment(
         "cpu_count": os.cpu_count(),
         "memory_bytes": psutil.virtual_memory().total,
     }
+
+
+def _pair(lat: dict) -> str:
+    return f"{lat['p50']:,.1f} / {lat['p99']:,.1f} / {lat['max']:,.1f}"
+
+
+# The rows of a run's comparison, in the order people read them; each formats one
+# broker's summary. `lab run`'s summary table and the Markdown export both use them.
+SUMMARY_ROWS: list[tuple[str, Callable[[dict], str]]] = [
+    ("send rate (msgs/s)", lambda s: f"{s['produce_rate']:,.0f} of {s['target_rate']:,.0f}"),
+    ("receive rate (msgs/s)", lambda s: f"{s['consume_rate']:,.0f}"),
+    ("publish p50 / p99 / max (ms)", lambda s: _pair(s["publish_latency_ms"])),
+    ("end-to-end p50 / p99 / max (ms)", lambda s: _pair(s["e2e_latency_ms"])),
+    ("max lag", lambda s: f"{s['max_lag']:,}"),
+    ("produced", lambda s: f"{s['produced']:,}"),
+    ("acked", lambda s: f"{s['acked']:,}"),
+    ("delivered", lambda s: f"{s['delivered']:,}"),
+    ("duplicates", lambda s: f"{s['duplicates']:,}"),
+    ("dead-lettered", lambda s: f"{s['dead_lettered']:,}"),
+    ("retention-dropped", lambda s: f"{s['retention_dropped']:,}"),
+    ("in flight", lambda s: f"{s['in_flight']:,}"),
+    ("lost", lambda s: f"{s['lost']:,}"),
+    ("ledger adds up", lambda s: "yes" if s["adds_up"] else "NO"),
+    ("errors", lambda s: f"{s['errors']:,}"),
+]
+
+
+def alarming(label: str, summary: dict) -> bool:
+    """A figure that must catch the eye: messages lost, or a ledger that does not add up."""
+    return (label == "lost" and summary["lost"] > 0) or (
+        label == "ledger adds up" and not summary["adds_up"]
+    )

@@ -61,3 +61,11 @@ def test_behind_counts_what_is_late():
     pacer = Pacer(rate_function(Rate(rate=1000), 10), t0_ns=0, duration=10, share=1)
     pacer.due(SECOND, 10)  # took only 10 of the 1001 due
     assert pacer.behind(SECOND) == pytest.approx(991, abs=2)
+
+
+def test_a_schedule_that_ends_a_fraction_below_its_end_finishes():
+    """150/s for 12 s leaves the float schedule a hair under its end: it still ends."""
+    pacer = Pacer(rate_function(Rate(rate=150), 12.0), t0_ns=0, duration=12.0, share=1)
+    sent = len(pacer.due(13 * SECOND, 100_000))
+    assert sent == 1800
+    assert pacer.finished

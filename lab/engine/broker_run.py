@@ -14,12 +14,13 @@ from hdrh.histogram import HdrHistogram
 from lab.brokers import adapter_for
 from lab.brokers.base import BrokerAdapter, Probe, RunSpec
 from lab.engine.pacing import rate_function
-from lab.engine.worker import PRODUCER_SHIFT, Report, WorkerSpec
+from lab.engine.worker import Report, WorkerSpec
 from lab.engine.workers import WorkerHandle, reap, start_worker
+from lab.faults import Fault
 from lab.ledger import Ledger, LedgerCounts, SeqCollector
+from lab.messages import unpack
 from lab.metrics import BrokerSnapshot, Latency, new_histogram
 
-SEQ_MASK = (1 << PRODUCER_SHIFT) - 1
 RATE_WINDOW = 1.0  # seconds over which rates are averaged
 
 
@@ -33,6 +34,8 @@ class Totals:
     processed: int = 0
     processed_bytes: int = 0
     rejected: int = 0
+    dead_lettered: int = 0
+    poison_acked: int = 0
     foreign: int = 0
     errors: int = 0
 
@@ -61,6 +64,8 @@ class BrokerRun:
         self.totals = Totals()
         self.ledger = Ledger()
         self._delivered = SeqCollector()  # folded into the ledger at each snapshot
+        self._dead = SeqCollector()
+        self.positions = PositionIndex()
         self.publish_window = new_histogram()
         self.e2e_window = new_histogram()
         self.publish_summary = new_histogram()  # after warm-up only
@@ -73,6 +78,7 @@ class BrokerRun:
         self.final_counts: LedgerCounts | None = None
         self.multiplier = 1.0
         self.deadline = 0.0  # of the current phase (connecting, draining, stopping)
+        self.schedule: list[tuple[float, Fault]] = []  # (seconds of run clock, fault), sorted
         self.by_second: dict[str, Counter] = {k: Counter() for k in ("sent", "acked", "processed")}
         self.started_at: float | None = None  # session seconds
         self.finished_at: float | None = None
@@ -125,12 +131,12 @@ class BrokerRun:
 
     def on_message(self, handle: WorkerHandle, kind: str, body: object) -> str | None:
         """Fold one worker message in; return an error text worth an event, if any."""
-        if kind == "delivered":
+        if kind in ("delivered", "dead"):
             packed = array("Q")
             packed.frombytes(body)
-            add = self._delivered.add
+            add = (self._delivered if kind == "delivered" else self._dead).add
             for value in packed:
-                add(value >> PRODUCER_SHIFT, value & SEQ_MASK)
+                add(*unpack(value))
             return None
         if kind == "crashed":
             self.totals.errors += 1
@@ -156,6 +162,10 @@ class BrokerRun:
         t.processed += r.processed
         t.processed_bytes += r.processed_bytes
         t.rejected += r.rejected
+        t.dead_lettered += r.dead_lettered
+        t.poison_acked += r.poison_acked
+        if r.positions:
+            self.positions.add(r.positions)
         t.foreign += r.foreign
         t.errors += r.errors
         if r.error_text:
@@ -199,9 +209,25 @@ class BrokerRun:
         rate_at = rate_function(self.recipe.rate, self.recipe.duration)
         return rate_at(self.elapsed()) * self.multiplier
 
-    def snapshot(self, now: float) -> BrokerSnapshot:
+    def fold_pending(self) -> None:
+        """Move what consumers reported since the last snapshot into the ledger."""
         self.ledger.record_delivered(self._delivered.export(), self._delivered.repeats)
-        self._delivered = SeqCollector()
+        self.ledger.record_dead_lettered(self._dead.export())
+        self._delivered, self._dead = SeqCollector(), SeqCollector()
+
+    def on_probe(self, probe: Probe) -> None:
+        """The broker's word on retention: name the messages it deleted."""
+        if probe.dropped:
+            packed = array("Q")
+            packed.frombytes(probe.dropped)
+            self.ledger.record_retention_dropped(_collect(packed).export())
+        if probe.retention_floor:
+            below = self.positions.below(probe.retention_floor)
+            if below:
+                self.ledger.record_retention_dropped(_collect(below).export())
+
+    def snapshot(self, now: float) -> BrokerSnapshot:
+        self.fold_pending()
         t = self.totals
         self._rates.append((now, t.acked, t.processed, t.acked_bytes, t.processed_bytes))
         while len(self._rates) > 2 and now - self._rates[1][0] >= RATE_WINDOW:
@@ -251,10 +277,63 @@ class BrokerRun:
         return counts.in_flight == 0 and (self.health.probe.depth or 0) == 0
 
     def finish(self, final_probe: Probe | None) -> LedgerCounts:
-        self.ledger.record_delivered(self._delivered.export(), self._delivered.repeats)
-        self._delivered = SeqCollector()
+        self.fold_pending()
+        if final_probe is not None:
+            self.on_probe(final_probe)
         depth = final_probe.depth if final_probe else None
         self.final_counts = self.ledger.counts(depth=depth, final=True)
         if final_probe is not None:
             self.health.probe = final_probe
         return self.final_counts
+
+
+def _collect(packed: array) -> SeqCollector:
+    collector = SeqCollector()
+    for value in packed:
+        collector.add(*unpack(value))
+    return collector
+
+
+class PositionIndex:
+    """Where each acked message sits in a position-based broker (Kafka offset, Redis entry
+    id), kept only for runs with retention, until retention passes it.
+
+    Positions arrive in blocks (one per producer report), each nearly in order; a block
+    wholly below a floor is dropped in one go, one wholly above it is not even looked at,
+    so probes cost little however long the run."""
+
+    def __init__(self) -> None:
+        # partition -> blocks of (lowest position, highest position, (position, id) pairs)
+        self._blocks: dict[int, list[tuple[int, int, array]]] = {}
+
+    def add(self, raw: bytes) -> None:
+        triples = array("q")
+        triples.frombytes(raw)
+        by_partition: dict[int, array] = {}
+        for i in range(0, len(triples), 3):
+            by_partition.setdefault(triples[i], array("q")).extend(triples[i + 1 : i + 3])
+        for partition, pairs in by_partition.items():
+            positions = pairs[::2]
+            block = (min(positions), max(positions), pairs)
+            self._blocks.setdefault(partition, []).append(block)
+
+    def below(self, floors: dict[int, int]) -> array:
+        """Ids of messages at positions below each partition's floor, each given once."""
+        out = array("Q")
+        for partition, floor in floors.items():
+            kept = []
+            for low, high, pairs in self._blocks.get(partition, []):
+                if low >= floor:
+                    kept.append((low, high, pairs))
+                elif high < floor:
+                    out.extend(array("Q", pairs[1::2]))
+                else:
+                    rest = array("q")
+                    for j in range(0, len(pairs), 2):
+                        if pairs[j] < floor:
+                            out.append(pairs[j + 1])
+                        else:
+                            rest.extend(pairs[j : j + 2])
+                    kept.append((min(rest[::2]), high, rest))
+            self._blocks[partition] = kept
+        return out

@@ -7,10 +7,12 @@ object is ever shared between threads, and a probe that hangs on a paused broker
 only this broker's numbers, never the Snapshot cadence.
 """
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
 
+from lab import dlq
 from lab.brokers.base import Probe
 from lab.engine.broker_run import BrokerRun
 from lab.runtimes import Runtime
@@ -60,8 +62,24 @@ class BrokerMonitor(threading.Thread):
             self.final_probe = r.adapter.probe(final=True)
         except Exception as exc:  # the broker may be down at the end
             self.on_event("error", f"final probe failed: {exc}", r.broker)
+        dead = (self.final_probe.dead_letters or 0) if self.final_probe else 0
         try:
-            r.adapter.teardown()
+            r.adapter.teardown(keep_dead_letters=dead > 0)
+            if dead:
+                dlq.remember(
+                    self.runtime.settings.state_dir,
+                    r.spec.run_id,
+                    r.broker,
+                    dataclasses.asdict(r.recipe),
+                    dead,
+                )
+                self.on_event(
+                    "state",
+                    f"kept {dead} dead letters: lab dlq {r.broker} --run {r.spec.run_id}",
+                    r.broker,
+                )
+        except Exception as exc:  # the broker may be down at the end of a fault drill
+            self.on_event("error", f"teardown failed: {exc}", r.broker)
         finally:
             r.adapter.close()
             self.done.set()
@@ -82,6 +100,7 @@ class BrokerMonitor(threading.Thread):
             h.state = state
             if probe is not None:
                 h.probe = probe
+                r.on_probe(probe)
                 if probe.depth is not None:
                     h.max_lag = max(h.max_lag, probe.depth)
             h.cpu_percent = stats.cpu_percent if stats else None

@@ -64,7 +64,10 @@ class Pacer:
 
     @property
     def finished(self) -> bool:
-        return self.next_ns >= self.end_ns and not self._bursts
+        # The schedule is kept in float nanoseconds; a message is due while its time is at
+        # most end_ns - 1 (the same test as due()), so a float a fraction below end_ns
+        # still counts as finished.
+        return self.next_ns > self.end_ns - 1 and not self._bursts
 
     def _refresh(self, at_ns: int) -> None:
         rate = self.rate_at((at_ns - self.t0_ns) / 1e9) * self.share * self.multiplier

@@ -27,12 +27,18 @@ from lab.engine.broker_run import BrokerRun
 from lab.engine.commands import AddConsumer, Burst, Command, RemoveConsumer, SetRate, Stop
 from lab.engine.monitor import BrokerMonitor
 from lab.errors import LabError
+from lab.faults import Fault
+from lab.faults.inject import FaultInjector
+from lab.faults.proxy_host import ProxyHost
+from lab.ledger import Ledger
 from lab.metrics import Event, Latency, Snapshot
 from lab.recipes import Recipe
 from lab.results import BrokerResult, RunResult, environment, summary
 from lab.runtimes import BrokerState, Runtime, check_brokers
 
 MODES = ("parallel", "sequential")
+# Phases in which a broker's workers exist and faults, commands and schedules apply.
+ACTIVE = ("connecting", "warmup", "running", "draining")
 CONNECT_TIMEOUT = 10.0  # for workers to connect before producers start anyway
 STOP_TIMEOUT = 15.0  # for workers to send their final report after "stop"
 
@@ -59,7 +65,7 @@ class Session:
         self.events: list[Event] = []
         self._unsent_events: list[Event] = []
         self._subscribers: list[queue.Queue] = []
-        self._commands: queue.Queue[Command] = queue.Queue()
+        self._commands: queue.Queue[Command | Fault] = queue.Queue()
         self._runs: list[BrokerRun] = []
         self._monitors: dict[str, BrokerMonitor] = {}
         self._series: dict[str, list[dict]] = {}
@@ -68,20 +74,38 @@ class Session:
         self._done = threading.Event()
         self._closing = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.faults = FaultInjector(runtime, self._event)
+        self.proxies: ProxyHost | None = None
 
     # --- the API ----------------------------------------------------------------------
 
-    def start(self, recipe: Recipe, brokers: Sequence[str] = (), mode: str = "parallel") -> str:
+    def start(
+        self,
+        recipe: Recipe,
+        brokers: Sequence[str] = (),
+        mode: str = "parallel",
+        faults: Sequence[tuple[float, Fault]] = (),
+    ) -> str:
+        """Start the run in the background. `faults`: (seconds, Fault) to inject at those
+        times of each broker's run clock, on top of the recipe's own schedule."""
         if mode not in MODES:
             raise LabError(f"unknown mode '{mode}': choose from {', '.join(MODES)}")
         names = check_brokers(list(brokers) or list(recipe.brokers))
+        schedule = [(f.at, Fault(f.action, f.broker or None, f.args)) for f in recipe.faults]
+        schedule = sorted([*schedule, *faults], key=lambda item: item[0])
         self.recipe, self.mode = recipe, mode
         self.run_id = new_run_id(recipe)
         self.started_wall = datetime.now(UTC)
         self.t_start = time.monotonic()
+        self._start_proxies(names)
         for name in names:
-            spec = RunSpec(self.run_id, name, self.runtime.endpoint(name), recipe)
+            direct = self.runtime.endpoint(name)
+            client = direct
+            if self.proxies is not None and name in self.proxies.ports:
+                client = direct.via("127.0.0.1", self.proxies.ports[name])
+            spec = RunSpec(self.run_id, name, client, recipe, admin_endpoint=direct)
             run = BrokerRun(spec)
+            run.schedule = [(at, f) for at, f in schedule if f.broker in (None, name)]
             self._runs.append(run)
             self._series[name] = []
         self._event("phase", f"run {self.run_id}: {recipe.name} on {', '.join(names)} ({mode})")
@@ -93,6 +117,15 @@ class Session:
             thread.start()
             self._threads.append(thread)
         return self.run_id
+
+    def _start_proxies(self, names: list[str]) -> None:
+        """One chaos proxy per broker, in one process, for clients to connect through."""
+        if not self.recipe.chaos_proxy:
+            return
+        routes = {n: route for n in names if (route := self.runtime.proxy_route(n))}
+        log = self.runtime.settings.state_dir / "proxies.log"
+        self.proxies = ProxyHost.start(routes, log_path=log)
+        self.faults.proxies = self.proxies
 
     def subscribe(self) -> "queue.Queue[Snapshot]":
         """A queue that receives every Snapshot from now on, and None after the last."""
@@ -108,7 +141,7 @@ class Session:
         while (snap := q.get()) is not None:
             yield snap
 
-    def command(self, cmd: Command) -> None:
+    def command(self, cmd: Command | Fault) -> None:
         self._commands.put(cmd)
 
     def wait(self, timeout: float | None = None) -> RunResult | None:
@@ -121,6 +154,10 @@ class Session:
             self.command(Stop())
         return self.wait(timeout)
 
+    def ledger(self, broker: str) -> Ledger:
+        """The broker's ledger: every acked and delivered message by identity."""
+        return next(r.ledger for r in self._runs if r.broker == broker)
+
     def close(self) -> None:
         """Leave nothing running: workers killed, queues torn down, started brokers stopped.
         Safe to call at any time, also after a normal end, and more than once."""
@@ -131,6 +168,8 @@ class Session:
             run.reap(2)
         for monitor in self._monitors.values():
             monitor.stop_and_wait(10)
+        if self.proxies is not None:
+            self.proxies.stop()
         if self.stop_started_brokers and self._started_brokers:
             with contextlib.suppress(Exception):
                 self.runtime.down(self._started_brokers)
@@ -162,6 +201,13 @@ class Session:
         self.close()
 
     def _advance(self) -> None:
+        with self.lock:
+            for action in self.faults.due():
+                action()
+        for run in self._runs:
+            while run.schedule and run.phase in ACTIVE and run.elapsed() >= run.schedule[0][0]:
+                _, fault = run.schedule.pop(0)
+                self._inject(fault, run)
         active = [r for r in self._runs if r.phase not in ("done", "failed", "skipped")]
         if self.mode == "sequential":
             active = active[:1]
@@ -246,8 +292,21 @@ class Session:
                 return
             self._apply(cmd)
 
-    def _apply(self, cmd: Command) -> None:
+    def _apply(self, cmd: Command | Fault) -> None:
         targets = [r for r in self._runs if getattr(cmd, "broker", None) in (None, r.broker)]
+        if isinstance(cmd, Fault):
+            for run in targets:
+                if run.phase in ACTIVE:
+                    self._inject(cmd, run)
+                else:
+                    self._event(
+                        "error", f"{cmd.action} ignored: {run.broker} is {run.phase}", run.broker
+                    )
+            return
+        if isinstance(cmd, Burst | AddConsumer | RemoveConsumer):
+            # The same actions as the faults of the same name: one way to do each thing.
+            self._apply(_as_fault(cmd))
+            return
         with self.lock:
             for run in targets:
                 if isinstance(cmd, Stop):
@@ -255,26 +314,16 @@ class Session:
                         run.phase = "skipped"
                     elif run.phase in ("starting", "connecting", "warmup", "running"):
                         run.stop_role("producer")
-                elif run.phase not in ("warmup", "running", "draining"):
-                    continue
-                elif isinstance(cmd, SetRate):
-                    run.multiplier = cmd.multiplier
-                    for w in run.live("producer"):
-                        w.tell("multiplier", cmd.multiplier)
-                elif isinstance(cmd, Burst):
-                    producers = run.live("producer")
-                    for i, w in enumerate(producers):
-                        w.tell(
-                            "burst", cmd.count // len(producers) + (i < cmd.count % len(producers))
-                        )
-                elif isinstance(cmd, AddConsumer):
-                    worker = run.add_worker("consumer")
-                    worker.tell("start", run.t0_ns, run.multiplier)
-                elif isinstance(cmd, RemoveConsumer):
-                    consumers = run.live("consumer")
-                    if consumers:
-                        consumers[-1].stop()
+                elif isinstance(cmd, SetRate) and run.phase in ACTIVE:
+                    self.faults.set_rate(run, cmd.multiplier)
         self._event("command", _describe(cmd))
+
+    def _inject(self, fault: Fault, run: BrokerRun) -> None:
+        try:
+            with self.lock:
+                self.faults.apply(fault, run)
+        except LabError as exc:
+            self._event("error", f"{fault.action}: {exc}", run.broker)
 
     # --- the reader thread --------------------------------------------------------------
 
@@ -381,9 +430,12 @@ class Session:
                     self.recipe,
                     Latency.of(run.publish_summary),
                     Latency.of(run.e2e_summary),
-                    failed=run.totals.failed,
-                    errors=run.totals.errors,
-                    max_backlog=run.max_backlog,
+                    {
+                        "failed": run.totals.failed,
+                        "errors": run.totals.errors,
+                        "poison_acked": run.totals.poison_acked,
+                        "max_backlog": run.max_backlog,
+                    },
                 ),
                 series=self._series[run.broker],
                 per_second=run.per_second(),
@@ -420,6 +472,11 @@ def _series_point(t: float, b: object) -> dict:
         "delivered": b.ledger.delivered,
         "in_flight": b.ledger.in_flight,
         "duplicates": b.ledger.duplicates,
+        "lost": b.ledger.lost,
+        "dead_lettered": b.ledger.dead_lettered,
+        "retention_dropped": b.ledger.retention_dropped,
+        "producers": b.producers,
+        "consumers": b.consumers,
         "errors": b.errors,
         "cpu_percent": b.cpu_percent,
         "rss_bytes": b.rss_bytes,
@@ -436,14 +493,15 @@ def _run_phase(phases: list[str]) -> str:
     return "starting"
 
 
+def _as_fault(cmd: Burst | AddConsumer | RemoveConsumer) -> Fault:
+    if isinstance(cmd, Burst):
+        return Fault("burst", cmd.broker, {"n": cmd.count})
+    action = "add-consumer" if isinstance(cmd, AddConsumer) else "remove-consumer"
+    return Fault(action, cmd.broker)
+
+
 def _describe(cmd: Command) -> str:
     target = getattr(cmd, "broker", None) or "all brokers"
     if isinstance(cmd, SetRate):
         return f"rate x{cmd.multiplier:g} on {target}"
-    if isinstance(cmd, Burst):
-        return f"burst of {cmd.count} on {target}"
-    if isinstance(cmd, AddConsumer):
-        return f"consumer added on {target}"
-    if isinstance(cmd, RemoveConsumer):
-        return f"consumer removed on {target}"
     return "stop requested"

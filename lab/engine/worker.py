@@ -8,9 +8,10 @@ moment later, a multiprocessing.Queue's background thread does not):
                              ("start", t0_ns, multiplier): the run's clock zero
                              (time.monotonic_ns, one clock for every process on the host)
     ("report", Report)       every REPORT_INTERVAL: counts and latency histogram deltas
-    ("delivered", bytes)     consumers, per batch, BEFORE acking it: the packed
-                             (producer << 40 | seq) of each message processed, so a
-                             consumer killed after its ack still has its deliveries counted
+    ("delivered", bytes)     consumers, per batch, on receipt (before work and ack): the
+                             packed (producer << 40 | seq) of each message, so a consumer
+                             killed after its ack still has its deliveries counted
+    ("dead", bytes)          consumers, likewise, for messages they dead-letter
     ("final", Report)        the last report, then the worker exits
 
 Per message a worker does only what the measurement needs: encode or decode a 25-byte
@@ -18,7 +19,9 @@ header, one histogram record, one bitmap bit.
 """
 
 import contextlib
+import os
 import random
+import signal
 import time
 from array import array
 from dataclasses import dataclass, field
@@ -30,6 +33,7 @@ from lab.brokers.base import (
     Ack,
     BrokerError,
     ConsumerClient,
+    DeadLetterInfo,
     Delivery,
     Outgoing,
     ProducerClient,
@@ -42,7 +46,6 @@ from lab.metrics import new_histogram, record_us
 REPORT_INTERVAL = 0.25
 SEND_BATCH = 500  # most messages handed to a client at once
 RECONNECT_BACKOFF = (0.2, 0.5, 1.0, 2.0)
-PRODUCER_SHIFT = 40
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,10 @@ class Report:
     failed: int = 0
     backlog: int = 0
     acked_seqs: Export = field(default_factory=dict)
+    poison_acked: int = 0
+    # (partition, position, producer << 40 | seq) of acked messages, when the run has
+    # retention: how the engine names what a position-based retention deleted.
+    positions: bytes = b""
     # Counts per whole second of the run clock (t0): the rate profile's real shape.
     sent_by_second: dict[int, int] = field(default_factory=dict)
     acked_by_second: dict[int, int] = field(default_factory=dict)
@@ -73,6 +80,7 @@ class Report:
     processed: int = 0
     processed_bytes: int = 0
     rejected: int = 0
+    dead_lettered: int = 0
     foreign: int = 0  # messages that are not this run's (acked and ignored)
     e2e_hist: bytes = b""
     errors: int = 0
@@ -142,6 +150,12 @@ class ProducerWorker:
         self.tag = messages.run_tag(spec.run.run_id)
         self.seq = 0
         self.unacked: dict[int, int] = {}  # seq -> payload bytes, until acked or failed
+        self.poison_unacked: set[int] = set()
+        retention = recipe.retention
+        self.track_positions = bool(
+            retention.max_age or retention.max_messages or retention.max_bytes
+        )
+        self.positions = array("q")
 
     def run(self) -> None:
         client = self._connect()
@@ -223,6 +237,8 @@ class ProducerWorker:
         batch, me, r = [], self.spec.index, self.reporter.report
         for intended in due:
             poison = self.poison_share > 0 and self.rng.random() < self.poison_share
+            if poison:
+                self.poison_unacked.add(self.seq)
             payload = messages.encode(self.tag, me, self.seq, intended, poison, self.size_of())
             batch.append(Outgoing(self.seq, intended, payload))
             self.unacked[self.seq] = len(payload)
@@ -245,17 +261,26 @@ class ProducerWorker:
         acked_before = r.acked
         for ack in acks:
             nbytes = self.unacked.pop(ack.seq, 0)
+            poison = ack.seq in self.poison_unacked
+            if poison:
+                self.poison_unacked.discard(ack.seq)
             if ack.ok:
                 r.acked += 1
                 r.acked_bytes += nbytes
+                r.poison_acked += poison
                 record_us(hist, now - ack.intended_ns)
                 seqs.add(me, ack.seq)
+                if self.track_positions and ack.position >= 0:
+                    self.positions.extend((ack.partition, ack.position, messages.pack(me, ack.seq)))
             else:
                 r.failed += 1
                 if ack.error:
                     r.error_text = ack.error[:300]
         if r.acked > acked_before:
             _count(r.acked_by_second, self.pacer.second(now), r.acked - acked_before)
+        if self.positions:
+            r.positions += self.positions.tobytes()
+            self.positions = array("q")
 
 
 class ConsumerWorker:
@@ -272,6 +297,9 @@ class ConsumerWorker:
         self.processing = recipe.consumers.processing_time
         self.slow = 1.0
         self.t0_ns: int | None = None  # the run's clock zero, once producers start
+        self.max_attempts = recipe.max_attempts
+        self.crash = False
+        self.failures: dict[int, tuple[float, int]] = {}  # poison id -> (first failure, attempts)
         # Keep one batch of simulated work near 100 ms, so commands and reports are not
         # held up behind a long sleep.
         self.batch_max = recipe.consumers.prefetch
@@ -303,6 +331,8 @@ class ConsumerWorker:
                 return False
             if cmd[0] == "slow":
                 self.slow = cmd[1]
+            elif cmd[0] == "crash":
+                self.crash = True
             elif cmd[0] == "start":
                 self.t0_ns = cmd[1]
         return True
@@ -312,8 +342,9 @@ class ConsumerWorker:
         r, hist = self.reporter.report, self.reporter.hist
         r.received += len(deliveries)
         good: list[Delivery] = []
-        failed: list[Delivery] = []
-        seen = array("Q")
+        retry: list[Delivery] = []
+        give_up: list[tuple[Delivery, DeadLetterInfo]] = []
+        seen, dead = array("Q"), array("Q")
         for d in deliveries:
             header = messages.decode(d.payload)
             if header is None or header.run_tag != self.tag:
@@ -321,27 +352,51 @@ class ConsumerWorker:
                 good.append(d)
                 continue
             record_us(hist, now - header.intended_ns)
-            if header.poison:
-                failed.append(d)
+            ident = messages.pack(header.producer, header.seq)
+            if not header.poison:
+                good.append(d)
+                seen.append(ident)
+                r.processed_bytes += len(d.payload)
                 continue
-            good.append(d)
-            seen.append(header.producer << PRODUCER_SHIFT | header.seq)
-            r.processed_bytes += len(d.payload)
+            # A poison message fails processing every time: retried until max_attempts.
+            info = self._failed(ident, d.attempts)
+            if info.attempts >= self.max_attempts:
+                give_up.append((d, info))
+                dead.append(ident)
+                self.failures.pop(ident, None)
+            else:
+                retry.append(d)
+        # Deliveries are reported on receipt, before any work or ack: a consumer killed
+        # mid-batch gets these redelivered, and the redeliveries count as duplicates.
+        if seen:
+            self.out.send(("delivered", seen.tobytes()))
+        if dead:
+            self.out.send(("dead", dead.tobytes()))
+        if self.crash:
+            # "Crash mid-batch": received and counted, neither processed nor acked.
+            os.kill(os.getpid(), signal.SIGKILL)
         if self.processing > 0:
             time.sleep(len(deliveries) * self.processing * self.slow)
         r.processed += len(seen)
+        r.rejected += len(retry)
+        r.dead_lettered += len(give_up)
         if seen and self.t0_ns is not None:
-            _count(
-                r.processed_by_second,
-                (time.monotonic_ns() - self.t0_ns) // 1_000_000_000,
-                len(seen),
-            )
-        r.rejected += len(failed)
-        if seen:
-            self.out.send(("delivered", seen.tobytes()))  # before the ack: see the docstring
+            second = (time.monotonic_ns() - self.t0_ns) // 1_000_000_000
+            _count(r.processed_by_second, second, len(seen))
+        if give_up:
+            client.dead_letter(give_up)
         client.ack(good)
-        if failed:
-            client.reject(failed)
+        if retry:
+            client.reject(retry)
+
+    def _failed(self, ident: int, broker_attempts: int) -> DeadLetterInfo:
+        """Count one more failed attempt. Brokers that count deliveries say how many;
+        for the others this consumer counts the ones it saw."""
+        now = time.time()
+        first, seen = self.failures.get(ident, (now, 0))
+        attempts = max(seen + 1, broker_attempts)
+        self.failures[ident] = (first, attempts)
+        return DeadLetterInfo("poison: processing failed", attempts, first, now)
 
 
 def _count(buckets: dict[int, int], second: int, n: int) -> None:
@@ -361,8 +416,6 @@ def _drop(client: ProducerClient | ConsumerClient | None) -> None:
 
 def worker_main(spec: WorkerSpec, control: Connection, out: Connection) -> None:
     """Entry point of a worker process."""
-    import signal
-
     # Ctrl-C goes to the whole foreground process group; the engine decides when a
     # worker stops, so that it can drain and report first.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

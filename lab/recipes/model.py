@@ -120,6 +120,10 @@ class Recipe:
     # After the producers stop, how long consumers may take to catch up.
     drain_timeout: float = _f(30.0, min=0, unit="s")
     durability: str = _f("safe", choices=DURABILITY)
+    # Clients reach brokers through the lab's chaos proxy, so network faults can be
+    # injected at any time. It costs CPU on loopback: benchmarks of the brokers alone
+    # turn it off (and then network faults are not available).
+    chaos_proxy: bool = _f(True)
     partitions: int = _f(4, min=1, max=1000)
     poison_share: float = _f(0.0, min=0, max=1)
     max_attempts: int = _f(3, min=1, max=100)

@@ -217,11 +217,12 @@ def _check_whole(recipe: Recipe, source: str) -> None:
 
 
 def _check_fault(fault: Fault, source: str, name: str, duration: float) -> None:
-    from lab.faults import ACTIONS  # the faults package owns the list of actions
+    from lab.faults import Fault as Injectable  # the faults package owns the actions
 
-    if fault.action not in ACTIONS:
-        error = unknown_choice("action", fault.action, ACTIONS)
-        raise _fail(source, f"{name}.action", str(error))
+    try:
+        Injectable(fault.action, fault.broker or None, fault.args)
+    except LabError as exc:
+        raise _fail(source, f"{name}.action", str(exc)) from None
     if fault.broker and fault.broker not in BROKERS:
         raise _fail(source, f"{name}.broker", str(unknown_choice("broker", fault.broker, BROKERS)))
     if fault.at > duration:

@@ -24,6 +24,7 @@ Progress = Callable[[str, str], None]
 
 class Runtime(Protocol):
     name: str
+    settings: Settings  # the state dir and port block this runtime works in
 
     def up(self, brokers: Sequence[str], progress: Progress | None = None) -> list[BrokerStatus]:
         """Start the brokers that are not running and wait until each answers its protocol."""
@@ -57,6 +58,10 @@ class Runtime(Protocol):
 
     def endpoint(self, broker: str) -> Endpoint:
         """Where clients reach the broker, with credentials."""
+
+    def proxy_route(self, broker: str) -> tuple[int, str, int] | None:
+        """(listen port, upstream host, upstream port) for the broker's chaos proxy (listen
+        port 0: any), or None when the broker cannot be reached through one."""
 
 
 def check_brokers(names: Sequence[str]) -> list[str]:

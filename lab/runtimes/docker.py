@@ -211,6 +211,10 @@ class DockerRuntime:
         (name,) = check_brokers([broker])
         return endpoint(name, self.settings, self.containers.password(name))
 
+    def proxy_route(self, broker: str) -> tuple[int, str, int]:
+        (name,) = check_brokers([broker])
+        return self.settings.proxy_route(name)  # the same ports as native, on loopback
+
     # --- starting -------------------------------------------------------------------
 
     def _up_one(

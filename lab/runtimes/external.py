@@ -239,6 +239,14 @@ class ExternalRuntime:
             raise LabError(f"the external runtime has no URL for {name}: {HOW}")
         return self.endpoints[name]
 
+    def proxy_route(self, broker: str) -> tuple[int, str, int] | None:
+        ep = self.endpoint(broker)
+        if ep.broker == "kafka":
+            # Kafka clients go wherever the cluster's metadata sends them, past any proxy
+            # in front of the bootstrap address.
+            return None
+        return 0, ep.host, ep.port
+
     # --- internals ------------------------------------------------------------------
 
     def _probe(self, name: str, ep: Endpoint, timeout: float = 2.0) -> str | None:

@@ -175,6 +175,10 @@ class NativeRuntime:
         (name,) = check_brokers([broker])
         return self.brokers[name].endpoint()
 
+    def proxy_route(self, broker: str) -> tuple[int, str, int]:
+        (name,) = check_brokers([broker])
+        return self.settings.proxy_route(name)
+
     # --- internals ------------------------------------------------------------------
 
     def _procs(self, name: str) -> list[psutil.Process]:

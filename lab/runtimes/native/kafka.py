@@ -144,8 +144,9 @@ class KafkaBroker(NativeBroker):
         done = self._java(
             "kafka.tools.StorageTool",
             "format",
-            "--cluster-id",
-            _cluster_id(),
+            # One argument, not two: a base64 id may start with "-", which argparse would
+            # take for an option.
+            f"--cluster-id={_cluster_id()}",
             "--config",
             str(self.dir / "server.properties"),
             "--ignore-formatted",

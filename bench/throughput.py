@@ -1,0 +1,189 @@
+"""The highest rate each broker sustains through the lab, and what the lab costs.
+
+    .venv/bin/python -m bench.throughput [--brokers ...] [--sizes 100,1024] [--seconds 10]
+    .venv/bin/python -m bench.throughput --overhead     # the engine's own CPU at 20k msgs/s
+
+Ladder: sequential mode, one broker at a time, one producer and one consumer, durable
+settings ("safe"), no chaos proxy. Each step runs `--seconds` at a target rate; a rate is
+sustained when producers and consumers both reach 97% of it, end-to-end p99 stays under
+500 ms and nothing is lost. Rates double until one is not sustained, then the midpoint
+between the last good and the first bad rate is tried. Kafka runs once per client
+(confluent-kafka, kafka-python). Next to each result: the broker's own load generator
+(bench/native_tools.py) at the same size, and the ratio lab/native.
+
+Harness CPU is the CPU time of the lab's processes (engine, workers) per second of the
+run, per 10k msgs/s delivered; broker CPU is the broker's processes'.
+
+--overhead: all four brokers in parallel at 5k msgs/s each (20k in all) for 30 s: the
+CPU of the engine process alone (clock, reader, monitors; not the workers, not the
+client libraries) and the spacing of Snapshots.
+"""
+
+import argparse
+import itertools
+import statistics
+import time
+
+import psutil
+
+from bench import native_tools
+from bench.common import cpu_seconds, isolated_runtime, lab_processes
+from lab.engine.session import Session
+from lab.recipes import parse
+from lab.runtimes.native import NativeRuntime
+
+SUSTAINED = 0.97
+
+
+def trial(
+    runtime: NativeRuntime,
+    broker: str,
+    rate: float,
+    size: int,
+    seconds: float,
+    client: str = "confluent",
+) -> dict:
+    recipe = parse(
+        {
+            "name": "bench",
+            "duration": seconds,
+            "warmup": 2,
+            "drain_timeout": 15,
+            "durability": "safe",
+            "chaos_proxy": False,
+            "partitions": 4,
+            "rate": {"rate": rate},
+            "message": {"size": size},
+            "consumers": {"prefetch": 500},
+            "kafka": {"client": client},
+        }
+    )
+    session = Session(runtime, stop_started_brokers=False)
+    runtime.stats(broker)
+    lab_before, t0 = cpu_seconds(lab_processes()), time.monotonic()
+    session.start(recipe, [broker], "sequential")
+    broker_cpu = []
+    for snap in session.snapshots():
+        b = snap.broker(broker)
+        if b.phase == "running" and b.cpu_percent is not None:
+            broker_cpu.append(b.cpu_percent)
+    result = session.wait()
+    lab_cpu = (cpu_seconds(lab_processes()) - lab_before) / (time.monotonic() - t0)
+    session.close()
+    s = result.brokers[broker].summary
+    ok = (
+        s["produce_rate"] >= SUSTAINED * rate
+        and s["consume_rate"] >= SUSTAINED * rate
+        and s["e2e_latency_ms"]["p99"] < 500
+        and s["lost"] == 0
+    )
+    return {
+        "rate": rate,
+        "ok": ok,
+        "sent": s["produce_rate"],
+        "received": s["consume_rate"],
+        "p99": s["e2e_latency_ms"]["p99"],
+        "lab_cpu": lab_cpu * 100,
+        "broker_cpu": statistics.mean(broker_cpu) if broker_cpu else 0.0,
+        "settings": result.brokers[broker].settings,
+        "client": result.brokers[broker].client,
+    }
+
+
+def ladder(runtime: NativeRuntime, broker: str, size: int, seconds: float, client: str) -> dict:
+    best, rate, first_bad = None, 1000.0, None
+    while first_bad is None and rate <= 400_000:
+        t = trial(runtime, broker, rate, size, seconds, client)
+        print(
+            f"  {broker} {size} B {rate:>9,.0f}/s: sent {t['sent']:,.0f} recv {t['received']:,.0f}"
+            f" p99 {t['p99']:,.0f} ms {'ok' if t['ok'] else 'NOT sustained'}",
+            flush=True,
+        )
+        if t["ok"]:
+            best, rate = t, rate * 2
+        else:
+            first_bad = rate
+    if best and first_bad:
+        t = trial(runtime, broker, (best["rate"] + first_bad) / 2, size, seconds, client)
+        print(f"  {broker} {size} B {t['rate']:>9,.0f}/s: {'ok' if t['ok'] else 'NOT sustained'}")
+        if t["ok"]:
+            best = t
+    return best or t
+
+
+def overhead(runtime: NativeRuntime, seconds: float) -> None:
+    brokers = ["kafka", "rabbitmq", "redis", "postgres"]
+    recipe = parse(
+        {
+            "name": "overhead",
+            "duration": seconds,
+            "warmup": 3,
+            "chaos_proxy": False,
+            "rate": {"rate": 5000},
+            "message": {"size": 100},
+            "consumers": {"prefetch": 500},
+        }
+    )
+    session = Session(runtime, stop_started_brokers=False)
+    me = psutil.Process()
+    session.start(recipe, brokers, "parallel")
+    times, cpu_start, t_start = [], None, None
+    for snap in session.snapshots():
+        if snap.phase == "running":
+            times.append(time.monotonic())
+            if cpu_start is None:
+                cpu_start, t_start = cpu_seconds([me]), time.monotonic()
+            cpu_end, t_end = cpu_seconds([me]), time.monotonic()
+    result = session.wait()
+    session.close()
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    total = sum(result.brokers[b].summary["consume_rate"] for b in brokers)
+    print(
+        f"delivered {total:,.0f} msgs/s in all; engine process CPU "
+        f"{100 * (cpu_end - cpu_start) / (t_end - t_start):.1f}% of one core"
+    )
+    print(
+        f"snapshot spacing: mean {statistics.mean(gaps):.3f} s, max {max(gaps):.3f} s, "
+        f"stdev {statistics.pstdev(gaps):.3f} s over {len(gaps)} snapshots"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--brokers", default="kafka,rabbitmq,redis,postgres")
+    parser.add_argument("--sizes", default="100,1024")
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--overhead", action="store_true")
+    parser.add_argument("--port-base", type=int, default=33000)
+    args = parser.parse_args()
+    brokers = args.brokers.split(",")
+    with isolated_runtime(
+        args.port_base, brokers if not args.overhead else ["kafka", "rabbitmq", "redis", "postgres"]
+    ) as runtime:
+        if args.overhead:
+            overhead(runtime, max(args.seconds, 30))
+            return
+        rows = []
+        for size in [int(s) for s in args.sizes.split(",")]:
+            native = native_tools.measure(runtime, brokers, size, args.seconds)
+            for broker in brokers:
+                clients = ["confluent", "kafka-python"] if broker == "kafka" else ["-"]
+                for client in clients:
+                    best = ladder(runtime, broker, size, args.seconds, client)
+                    rows.append((broker, size, best, native[broker]))
+        print(
+            "\n| broker | client | size | sustained msgs/s | e2e p99 ms | lab CPU % | "
+            "lab CPU % per 10k msgs/s | broker CPU % | native tool msgs/s | lab / native |"
+        )
+        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for broker, size, b, nat in rows:
+            per10k = b["lab_cpu"] / (b["received"] / 10_000) if b["received"] else 0
+            print(
+                f"| {broker} | {b['client']} | {size} | {b['rate']:,.0f} | {b['p99']:,.0f} | "
+                f"{b['lab_cpu']:.0f} | {per10k:.0f} | {b['broker_cpu']:.0f} | {nat:,.0f} | "
+                f"{b['rate'] / nat:.2f} |"
+            )
+
+
+if __name__ == "__main__":
+    main()

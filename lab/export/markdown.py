@@ -1,0 +1,38 @@
+"""A run as a Markdown summary: one column per broker, the ledger and the figures that matter."""
+
+from lab.results import SUMMARY_ROWS, RunResult, alarming
+
+
+def to_markdown(result: RunResult) -> str:
+    recipe = result.recipe
+    brokers = list(result.brokers.values())
+    env = result.environment
+    lines = [
+        f"# Broker Lab run {result.run_id}",
+        "",
+        f"Recipe **{recipe['name']}** ({recipe['rate']['profile']}, {recipe['rate']['rate']:g} "
+        f"msgs/s, {recipe['message']['size']} B, {recipe['duration']:g} s, durability "
+        f"{recipe['durability']}), {result.mode} mode, started {result.started_at}, "
+        f"{env['runtime']} runtime on {env['cpu_count']} CPUs.",
+        "",
+        "| | " + " | ".join(b.broker for b in brokers) + " |",
+        "|---|" + "---:|" * len(brokers),
+    ]
+    for label, fmt in SUMMARY_ROWS:
+        cells = [
+            f"**{fmt(b.summary)}**" if alarming(label, b.summary) else fmt(b.summary)
+            for b in brokers
+        ]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += ["", "## Versions and settings", ""]
+    for b in brokers:
+        settings = ", ".join(f"{k}={v}" for k, v in b.settings.items())
+        lines.append(f"- **{b.broker}** {b.version or '?'} with {b.client}: {settings}")
+    faults = [e for e in result.events if e.kind in ("fault", "command")]
+    if faults:
+        lines += ["", "## Faults and commands", ""]
+        lines += [f"- {e.t:.1f} s: {e.message}" for e in faults]
+    if result.problems:
+        lines += ["", "## Problems", ""]
+        lines += [f"- {p}" for p in result.problems]
+    return "\n".join(lines) + "\n"
