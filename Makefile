@@ -12,7 +12,7 @@ run: setup
 	@$(LAB) tui
 
 demo: setup
-	@$(LAB) up && $(LAB) status
+	@$(LAB) run quickstart
 
 test: setup
 	@$(VENV)/bin/pytest
@@ -22,6 +22,10 @@ lint: setup
 
 bench: setup
 	@$(VENV)/bin/python -m bench.startup
+	@$(VENV)/bin/python -m bench.throughput
+	@$(VENV)/bin/python -m bench.throughput --overhead
+	@$(VENV)/bin/python -m bench.proxy_overhead
+	@$(VENV)/bin/python -m bench.tui_cpu
 
 clean:
 	@$(LAB) down >/dev/null 2>&1 || true
