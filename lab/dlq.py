@@ -6,8 +6,11 @@ Kafka a `<topic>.dlq` topic, RabbitMQ a dead-letter exchange and queue, Redis a
 dead-letter stream, PostgreSQL a dead-letter table.
 """
 
+import fcntl
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -69,17 +72,16 @@ def _registry(state_dir: Path) -> Path:
 
 
 def remember(state_dir: Path, run_id: str, broker: str, recipe: dict, count: int) -> None:
-    entries = [e for e in kept(state_dir) if (e["run_id"], e["broker"]) != (run_id, broker)]
-    entries.append(
-        {"run_id": run_id, "broker": broker, "recipe": recipe, "count": count, "at": time.time()}
-    )
-    _write(state_dir, entries)
+    entry = {"run_id": run_id, "broker": broker, "recipe": recipe, "count": count}
+    with _locked(state_dir):
+        entries = [e for e in kept(state_dir) if (e["run_id"], e["broker"]) != (run_id, broker)]
+        _write(state_dir, [*entries, {**entry, "at": time.time()}])
 
 
 def forget(state_dir: Path, run_id: str, broker: str) -> None:
-    _write(
-        state_dir, [e for e in kept(state_dir) if (e["run_id"], e["broker"]) != (run_id, broker)]
-    )
+    with _locked(state_dir):
+        entries = kept(state_dir)
+        _write(state_dir, [e for e in entries if (e["run_id"], e["broker"]) != (run_id, broker)])
 
 
 def kept(state_dir: Path, broker: str | None = None) -> list[dict]:
@@ -91,8 +93,16 @@ def kept(state_dir: Path, broker: str | None = None) -> list[dict]:
     return [e for e in entries if broker in (None, e["broker"])]
 
 
-def _write(state_dir: Path, entries: list[dict]) -> None:
+@contextmanager
+def _locked(state_dir: Path) -> Iterator[None]:
+    """Brokers of one run finish at the same moment: one registry update at a time."""
     state_dir.mkdir(parents=True, exist_ok=True)
+    with open(state_dir / "dead-letters.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
+def _write(state_dir: Path, entries: list[dict]) -> None:
     tmp = _registry(state_dir).with_suffix(".tmp")
     tmp.write_text(json.dumps(entries, indent=1))
     tmp.replace(_registry(state_dir))

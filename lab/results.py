@@ -5,6 +5,7 @@ import json
 import math
 import os
 import platform
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,9 +58,11 @@ class RunResult:
     def write(self, out_dir: Path) -> Path:
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / f"{self.run_id}.json"
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1))
-        tmp.replace(path)
+        # A temporary file of its own, then an atomic rename: a reader never sees half a
+        # file, and two writers of the same run (a UI saving while the run ends) both win.
+        with tempfile.NamedTemporaryFile("w", dir=out_dir, suffix=".tmp", delete=False) as tmp:
+            tmp.write(json.dumps(self.to_dict(), indent=1))
+        Path(tmp.name).replace(path)
         return path
 
     @classmethod

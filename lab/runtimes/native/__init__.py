@@ -8,6 +8,7 @@ Layout under the state dir, per broker:  <state>/<broker>/
     secret        generated password (0600)
 """
 
+import contextlib
 import fcntl
 import os
 import socket
@@ -199,8 +200,11 @@ class NativeRuntime:
             self._versions[name] = self.brokers[name].version()
         return self._versions[name]
 
-    def _inspect(self, name: str) -> tuple[BrokerState, psutil.Process | None, str]:
-        """State of a broker from its pid file, its processes and a protocol probe."""
+    def _inspect(
+        self, name: str, locked: bool = False
+    ) -> tuple[BrokerState, psutil.Process | None, str]:
+        """State of a broker from its pid file, its processes and a protocol probe.
+        `locked`: the caller holds the broker's lock (it is starting or stopping it)."""
         broker = self.brokers[name]
         killed = broker.dir / "killed"
         data = self._pidfile(name).load()
@@ -209,13 +213,8 @@ class NativeRuntime:
                 return BrokerState.KILLED, None, killed.read_text().strip()
             return BrokerState.STOPPED, None, ""
         main = ps.process_of(data["processes"][-1])
-        if main is None:
-            # The broker died without the lab stopping it: a stale pid file. Clean up
-            # what is left of it and say what happened.
-            ps.kill_and_wait(self._procs(name))
-            reason = f"exited unexpectedly; see `lab logs {name}`"
-            self._mark_killed(name, reason)
-            return BrokerState.KILLED, None, reason
+        if main is None or not data.get("spawned"):
+            return self._settle(name, locked)
         if ps.is_stopped(main):
             return BrokerState.PAUSED, main, "SIGSTOP"
         try:
@@ -227,12 +226,32 @@ class NativeRuntime:
             return BrokerState.UNHEALTHY, main, _one_line(exc)
         return BrokerState.HEALTHY, main, ""
 
+    def _settle(self, name: str, locked: bool) -> tuple[BrokerState, None, str]:
+        """The pid file is not the whole truth: a start that has not spawned everything
+        yet, or a broker process that is gone. If a lab command holds the broker's lock
+        (in another thread or terminal), that is its work in progress. Otherwise the lab
+        that started it died half-way, or the broker died on its own: clean up what is left
+        and say which."""
+        with contextlib.ExitStack() as stack:
+            if not locked and not stack.enter_context(self._lock(name, wait=False)):
+                return BrokerState.STARTING, None, "a lab command is starting or stopping it"
+            data = self._pidfile(name).load()
+            if data is None or not data["processes"]:
+                return BrokerState.STOPPED, None, ""
+            ps.kill_and_wait(self._procs(name))
+            if not data.get("spawned"):
+                self._pidfile(name).remove()
+                return BrokerState.STOPPED, None, "cleaned up a start that was interrupted"
+            reason = f"exited unexpectedly; see `lab logs {name}`"
+            self._mark_killed(name, reason)
+            return BrokerState.KILLED, None, reason
+
     def _up_one(
         self, name: str, say: Progress, cancel: threading.Event, started: list[str]
     ) -> None:
         broker = self.brokers[name]
         with self._lock(name):
-            state, _, detail = self._inspect(name)
+            state, _, detail = self._inspect(name, locked=True)
             if state is BrokerState.HEALTHY:
                 say(name, "already running")
                 return
@@ -263,6 +282,7 @@ class NativeRuntime:
                 if spec.ready_port:
                     # A helper (epmd) must listen before the broker that registers with it.
                     _wait_port(spec.ready_port, 5)
+            self._pidfile(name).mark(spawned=True)
             try:
                 self._wait_healthy(name, cancel, say, t0)
             except Cancelled:
@@ -368,14 +388,19 @@ class NativeRuntime:
             ) from None
 
     @contextmanager
-    def _lock(self, name: str) -> Iterator[None]:
-        """One lab command at a time per broker, across processes."""
+    def _lock(self, name: str, wait: bool = True) -> Iterator[bool]:
+        """One lab command at a time per broker, across threads and processes. Yields
+        whether the lock is held (always, when waiting)."""
         path = self.brokers[name].dir / "lock"
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
             try:
-                yield
+                fcntl.flock(fh, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
