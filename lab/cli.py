@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from lab import BROKERS, __version__
+from lab.brokers.base import BrokerError
 from lab.errors import LabError
 from lab.runtimes import RUNTIME_CHOICES, BrokerStatus, check_brokers, get_runtime
 
@@ -203,6 +204,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(argv)
     except LabError as exc:
         print(f"lab: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokerError as exc:
+        print(
+            f"lab: error: a broker did not answer: {exc} (is it running? lab status)",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(
