@@ -76,7 +76,10 @@ class NativeRuntime:
             cancel.set()
             wait(futures)
             pool.shutdown()
-            self.down(started)
+            # Brokers still booting: no data worth a graceful stop, and the user is waiting.
+            for name in started:
+                with self._lock(name):
+                    self._clear(name)
             raise
         pool.shutdown()
         errors = [str(f.exception()) for f in futures if f.exception()]
