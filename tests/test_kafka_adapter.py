@@ -15,7 +15,8 @@ from confluent_kafka.admin import AdminClient
 from lab import messages
 from lab.brokers import adapter_for, kafka_dlq
 from lab.brokers.base import DeadLetterInfo, Delivery, RunSpec
-from lab.brokers.kafka import KafkaAdapter, OffsetTracker
+from lab.brokers.kafka import KafkaAdapter
+from lab.brokers.kafka_common import OffsetTracker
 from lab.endpoints import Endpoint
 from lab.recipes import parse
 from tests import test_adapters as contract

@@ -1,25 +1,15 @@
 """Kafka: a topic per run, one consumer group, offsets committed after processing.
 
 Two clients do the workload, chosen by the recipe's `kafka.client`: confluent-kafka
-(librdkafka) here, and kafka-python in kafka_python.py. Both are configured alike and
-share OffsetTracker. Provisioning, probes, teardown and the dead letters' browse and
-redrive always use confluent-kafka (an AdminClient, and consumers that only read offsets
-or read by assign()), so two runs differ only where the workload runs.
-
-Kafka keeps one committed offset per partition, not an ack per message. OffsetTracker
-folds the workers' per-message acks into that offset, and never lets it pass a message
-still being processed: a consumer that dies loses nothing, though it may deliver some
-messages twice (that is Kafka's at-least-once, and the ledger shows it). A reject
-re-publishes the message to the end of its partition and then acks it; retention, those
-retries and the `<topic>.dlq` dead letters are in kafka_dlq.py.
+(librdkafka, kafka_confluent.py) and kafka-python (kafka_python.py). Both are configured
+alike and share OffsetTracker (kafka_common.py). Provisioning, probes, teardown and the
+dead letters' browse and redrive, here, always use confluent-kafka (an AdminClient, and
+consumers that only read offsets or read by assign()), so two runs differ only where the
+workload runs. A reject re-publishes the message to the end of its partition and then
+acks it; retention, those retries and the `<topic>.dlq` dead letters are in kafka_dlq.py.
 """
 
-import logging
-import threading
 import time
-from collections.abc import Iterable
-from functools import partial
-from typing import NamedTuple
 
 import confluent_kafka
 from confluent_kafka import (
@@ -33,390 +23,29 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from lab.brokers import kafka_dlq
 from lab.brokers.base import (
-    Ack,
     BrokerAdapter,
     BrokerError,
     ConsumerClient,
-    DeadLetterInfo,
-    Delivery,
-    Outgoing,
     Probe,
     ProducerClient,
     RunSpec,
 )
+from lab.brokers.kafka_common import (
+    ADMIN_TIMEOUT,
+    CLIENT_LOG,
+    DELIVERY_TIMEOUT_MS,
+    FINAL_PROBE_TIMEOUT,
+    FLUSH_NOTE,
+    LINGER_MS,
+    PROBE_TIMEOUT,
+    SESSION_TIMEOUT_MS,
+    bootstrap,
+    close_producer,
+    durability,
+    producer_config,
+    reason,
+)
 from lab.dlq import DeadLetter
-from lab.endpoints import Endpoint
-from lab.recipes.model import Recipe
-
-# Both clients log into this logger; the NullHandler keeps their reconnect chatter off
-# stderr (Python's last-resort handler) unless the application configures logging.
-CLIENT_LOG = logging.getLogger("lab.brokers.kafka.client")
-CLIENT_LOG.addHandler(logging.NullHandler())
-
-LINGER_MS = 5  # the same for both profiles, so they differ only in durability
-DELIVERY_TIMEOUT_MS = 120_000  # the Java client's default; librdkafka's is 300 s
-SESSION_TIMEOUT_MS = 10_000  # a crashed consumer's partitions move on after 10 s, not 45
-HEARTBEAT_MS = 1_000  # members hear of a rebalance at their next heartbeat
-# How long a producer may stay stuck on a full local queue (or, kafka-python, on missing
-# metadata) before send() gives up with BrokerError, and the worker reconnects; and how
-# long a consumer's reject or dead_letter waits for the broker to store the copies.
-MAX_BLOCK_S = 10.0
-CLOSE_TIMEOUT = 5.0
-ADMIN_TIMEOUT = 30.0
-PROBE_TIMEOUT = 2.0  # a probe runs twice a second: a stalled broker must not hold the engine
-FINAL_PROBE_TIMEOUT = 10.0
-FLUSH_NOTE = "page cache (Kafka's default; one replica here)"
-
-
-def bootstrap(ep: Endpoint) -> str:
-    return f"[{ep.host}]:{ep.port}" if ":" in ep.host else f"{ep.host}:{ep.port}"
-
-
-def reason(e: Exception) -> str:
-    """What a client exception says, without the KafkaError{code=...} wrapping."""
-    err = e.args[0] if e.args else None
-    return err.str() if isinstance(err, KafkaError) else str(e)
-
-
-def durability(recipe: Recipe) -> tuple[str, bool]:
-    """(acks, idempotence) of the recipe's durability profile."""
-    return ("all", True) if recipe.durability == "safe" else ("1", False)
-
-
-def max_poll_interval_ms(recipe: Recipe) -> int:
-    """How long a consumer may take between receives before the group evicts it.
-
-    A worker may hold `prefetch` messages of `processing_time` each; Kafka's 5 minute
-    default would evict a slow but healthy consumer and make the run about that instead.
-    """
-    held = recipe.consumers.prefetch * recipe.consumers.processing_time
-    return min(int(max(300.0, 2 * held) * 1000), 86_400_000)
-
-
-class _Partition:
-    """One assigned partition, as far as this consumer has handed it out."""
-
-    __slots__ = ("acked", "committed", "number", "out")
-
-    def __init__(self, number: int) -> None:
-        self.number = number
-        self.out: set[int] = set()  # delivered, not acked yet
-        self.acked = -1  # one past the highest acked offset
-        self.committed = -1
-
-    def commit_point(self) -> int:
-        """Every offset below this one is finished; -1 when nothing is."""
-        return min(self.acked, *self.out) if self.out else self.acked
-
-
-class Handle(NamedTuple):
-    """A delivery's handle: where it came from, and what a retry or dead letter keeps."""
-
-    part: _Partition
-    offset: int
-    first_failure: float | None = None  # from x-lab-first-failure, once retried
-
-
-class OffsetTracker:
-    """Per-message acks, folded into the one offset per partition Kafka keeps.
-
-    A rebalance replaces a partition's state, so an ack of a message from a partition
-    this consumer no longer owns is ignored: its new owner reads it again from the last
-    commit. Rejects are acks too, once the re-published copy is stored.
-    """
-
-    def __init__(self) -> None:
-        self.partitions: dict[int, _Partition] = {}
-
-    def assigned(self, numbers: Iterable[int]) -> None:
-        for n in numbers:
-            self.partitions[n] = _Partition(n)
-
-    def revoked(self, numbers: Iterable[int]) -> dict[int, int]:
-        """Forget these partitions; returns their commit points, to commit before they go."""
-        points = {}
-        for n in numbers:
-            part = self.partitions.pop(n, None)
-            if part is not None and part.commit_point() >= 0:
-                points[n] = part.commit_point()
-        return points
-
-    def lost(self, numbers: Iterable[int]) -> None:
-        for n in numbers:
-            self.partitions.pop(n, None)
-
-    def final(self) -> dict[int, int]:
-        """Commit points of every partition, forgetting them all (the consumer closes)."""
-        return self.revoked(list(self.partitions))
-
-    def delivered(self, number: int, offset: int) -> Handle | None:
-        """The handle of a delivery, or None when its partition is no longer ours."""
-        part = self.partitions.get(number)
-        if part is None:
-            return None
-        part.out.add(offset)
-        return Handle(part, offset)
-
-    def owns(self, delivery: Delivery) -> bool:
-        """Whether the delivery's partition is still this consumer's (to settle it)."""
-        part = delivery.handle.part
-        return self.partitions.get(part.number) is part
-
-    def acked(self, deliveries: list[Delivery]) -> dict[int, int]:
-        """New commit points of the partitions these deliveries came from."""
-        touched = {}
-        for d in deliveries:
-            part, offset = d.handle.part, d.handle.offset
-            if self.partitions.get(part.number) is part:
-                part.out.discard(offset)
-                part.acked = max(part.acked, offset + 1)
-                touched[part.number] = part
-        points = {}
-        for n, part in touched.items():
-            point = part.commit_point()
-            if point > part.committed:
-                part.committed = point
-                points[n] = point
-        return points
-
-
-def producer_config(spec: RunSpec, client_id: str, endpoint: Endpoint | None = None) -> dict:
-    """A confluent producer's settings: the recipe's durability, the lab's timeouts."""
-    acks, idempotence = durability(spec.recipe)
-    return {
-        "bootstrap.servers": bootstrap(endpoint or spec.endpoint),
-        "client.id": client_id,
-        "acks": acks,
-        "enable.idempotence": idempotence,
-        "linger.ms": LINGER_MS,
-        "delivery.timeout.ms": DELIVERY_TIMEOUT_MS,
-        "logger": CLIENT_LOG,
-        "log.connection.close": False,
-    }
-
-
-def close_producer(producer: confluent_kafka.Producer) -> None:
-    # Producer.close() would flush for up to delivery.timeout; whatever the caller wanted
-    # acknowledged it has flushed already, so drop the rest at once.
-    producer.purge()
-    producer.close()
-
-
-class ConfluentProducer(ProducerClient):
-    def __init__(self, spec: RunSpec, producer_id: int) -> None:
-        self._topic = spec.queue
-        self._acks: list[Ack] = []  # filled by delivery callbacks, inside poll and flush
-        self._producer = confluent_kafka.Producer(
-            producer_config(spec, f"{spec.queue}-producer-{producer_id}")
-        )
-
-    def _delivered(
-        self, seq: int, intended_ns: int, err: KafkaError | None, msg: confluent_kafka.Message
-    ) -> None:
-        if err is None:
-            self._acks.append(Ack(seq, intended_ns, True, None, msg.partition(), msg.offset()))
-        else:
-            self._acks.append(Ack(seq, intended_ns, False, f"{err.name()}: {err.str()}"))
-
-    def send(self, batch: list[Outgoing]) -> None:
-        produce, poll, topic, delivered = (
-            self._producer.produce,
-            self._producer.poll,
-            self._topic,
-            self._delivered,
-        )
-        try:
-            for seq, intended_ns, payload in batch:
-                # No key: librdkafka's sticky partitioner fills one batch at a time.
-                callback = partial(delivered, seq, intended_ns)
-                try:
-                    produce(topic, payload, on_delivery=callback)
-                except BufferError:
-                    self._wait_for_room(topic, payload, callback)
-            poll(0)
-        except KafkaException as e:
-            raise BrokerError(f"kafka produce: {reason(e)}") from e
-
-    def _wait_for_room(self, topic: str, payload: bytes, callback: partial) -> None:
-        """The local queue is full: serve delivery reports, which frees it, and retry."""
-        deadline = time.monotonic() + MAX_BLOCK_S
-        while time.monotonic() < deadline:
-            self._producer.poll(0.05)
-            try:
-                self._producer.produce(topic, payload, on_delivery=callback)
-                return
-            except BufferError:
-                pass
-        raise BrokerError(f"kafka: the producer's queue stayed full for {MAX_BLOCK_S:g} s")
-
-    def _take(self) -> list[Ack]:
-        acks, self._acks = self._acks, []
-        return acks
-
-    def poll(self, timeout: float) -> list[Ack]:
-        self._producer.poll(timeout)
-        return self._take()
-
-    def flush(self, timeout: float) -> list[Ack]:
-        self._producer.flush(timeout)
-        return self._take()
-
-    def close(self) -> None:
-        close_producer(self._producer)
-
-
-class ConfluentConsumer(ConsumerClient):
-    def __init__(self, spec: RunSpec, consumer_id: int) -> None:
-        self._spec = spec
-        self._topic = spec.queue
-        self._client_id = f"{spec.queue}-consumer-{consumer_id}"
-        self._offsets = OffsetTracker()
-        self._closed = False
-        # Made on the first reject or dead letter: most consumers never need one.
-        self._producer: confluent_kafka.Producer | None = None
-        self._consumer = confluent_kafka.Consumer(
-            {
-                "bootstrap.servers": bootstrap(spec.endpoint),
-                "client.id": self._client_id,
-                "group.id": spec.group,
-                "enable.auto.commit": False,
-                # Also where retention deleted the next record: go on from the oldest kept.
-                "auto.offset.reset": "earliest",
-                "session.timeout.ms": SESSION_TIMEOUT_MS,
-                "heartbeat.interval.ms": HEARTBEAT_MS,
-                "max.poll.interval.ms": max_poll_interval_ms(spec.recipe),
-                "logger": CLIENT_LOG,
-                "log.connection.close": False,
-            }
-        )
-        self._consumer.subscribe(
-            [self._topic],
-            on_assign=self._on_assign,
-            on_revoke=self._on_revoke,
-            on_lost=self._on_lost,
-        )
-
-    # Rebalance callbacks run inside consume() and close().
-    def _on_assign(self, _consumer: object, partitions: list[TopicPartition]) -> None:
-        self._offsets.assigned(tp.partition for tp in partitions)
-
-    def _on_revoke(self, _consumer: object, partitions: list[TopicPartition]) -> None:
-        self._commit(self._offsets.revoked(tp.partition for tp in partitions), wait=True)
-
-    def _on_lost(self, _consumer: object, partitions: list[TopicPartition]) -> None:
-        self._offsets.lost(tp.partition for tp in partitions)
-
-    def _commit(self, points: dict[int, int], wait: bool) -> None:
-        if not points:
-            return
-        offsets = [TopicPartition(self._topic, n, off) for n, off in points.items()]
-        try:
-            self._consumer.commit(offsets=offsets, asynchronous=not wait)
-        except KafkaException as e:
-            # A commit that fails (the group is rebalancing, the member was evicted) means
-            # these messages are delivered again: at-least-once, which the ledger counts.
-            CLIENT_LOG.info("kafka commit failed: %s", reason(e))
-
-    def receive(self, max_messages: int, timeout: float) -> list[Delivery]:
-        consume, delivered = self._consumer.consume, self._offsets.delivered
-        deadline = time.monotonic() + timeout
-        out: list[Delivery] = []
-        try:
-            while True:
-                # consume(n, t) waits for all n messages or all of t, whichever comes
-                # first: wait for one, then take what has already arrived.
-                msgs = consume(1, max(0.0, deadline - time.monotonic()))
-                if msgs and max_messages > 1:
-                    msgs += consume(max_messages - 1, 0)
-                for m in msgs:
-                    err = m.error()
-                    if err is not None:
-                        if err.fatal():
-                            raise BrokerError(f"kafka consume: {err.str()}")
-                        # Partition EOF, transient errors, an offset reset past records
-                        # retention deleted: librdkafka recovers by itself.
-                        continue
-                    handle = delivered(m.partition(), m.offset())
-                    if handle is None:
-                        continue
-                    headers = m.headers()
-                    if headers is None:
-                        out.append(Delivery(m.value(), handle, 1))
-                    else:
-                        attempts, first = kafka_dlq.attempts_of(headers)
-                        out.append(
-                            Delivery(m.value(), handle._replace(first_failure=first), attempts)
-                        )
-                if out or time.monotonic() >= deadline:
-                    return out
-        except KafkaException as e:
-            raise BrokerError(f"kafka consume: {reason(e)}") from e
-
-    def ack(self, deliveries: list[Delivery]) -> None:
-        self._commit(self._offsets.acked(deliveries), wait=False)
-
-    def reject(self, deliveries: list[Delivery]) -> None:
-        """Re-publish each to the end of its partition, attempts counted up, then ack it:
-        a retried message comes back behind everything produced meanwhile."""
-        # Partitions that moved to another consumer: it reads them again from the last
-        # commit, these included, so a copy here would be a second one.
-        mine = [d for d in deliveries if self._offsets.owns(d)]
-        if not mine:
-            return
-        now = time.time()
-        self._publish(
-            (
-                self._topic,
-                d.handle.part.number,
-                d.payload,
-                kafka_dlq.retry_headers(d.attempts, d.handle.first_failure, now),
-            )
-            for d in mine
-        )
-        self.ack(mine)
-
-    def dead_letter(self, letters: list[tuple[Delivery, DeadLetterInfo]]) -> None:
-        mine = [(d, info) for d, info in letters if self._offsets.owns(d)]
-        if not mine:
-            return
-        dlq = self._spec.dead_letter_queue
-        self._publish(
-            (dlq, 0, d.payload, kafka_dlq.dead_letter_headers(info, d.handle.first_failure))
-            for d, info in mine
-        )
-        self.ack([d for d, _ in mine])
-
-    def _publish(self, records: Iterable[kafka_dlq.Record]) -> None:
-        """Store the records; returns only once the broker has them all."""
-        if self._producer is None:
-            config = producer_config(self._spec, f"{self._client_id}-retries")
-            self._producer = confluent_kafka.Producer(config)
-        try:
-            kafka_dlq.publish(self._producer, records, MAX_BLOCK_S)
-        except KafkaException as e:
-            raise BrokerError(f"kafka produce: {reason(e)}") from e
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if self._producer is not None:
-            close_producer(self._producer)
-        # close() waits for outstanding commits, this last one included, before it leaves
-        # the group. With no coordinator to answer it would wait forever: bound the wait
-        # and abandon the handle, whose partitions the group reassigns after the session.
-        self._commit(self._offsets.final(), wait=False)
-        closing = threading.Thread(target=self._close, name="kafka-consumer-close", daemon=True)
-        closing.start()
-        closing.join(CLOSE_TIMEOUT)
-        if closing.is_alive():
-            CLIENT_LOG.info("kafka consumer close abandoned after %g s", CLOSE_TIMEOUT)
-
-    def _close(self) -> None:
-        try:
-            self._consumer.close()
-        except (KafkaException, RuntimeError) as e:
-            CLIENT_LOG.info("kafka consumer close: %s", e)
 
 
 class KafkaAdapter(BrokerAdapter):
@@ -672,6 +301,8 @@ class KafkaAdapter(BrokerAdapter):
             from lab.brokers.kafka_python import KafkaPythonProducer
 
             return KafkaPythonProducer(self.spec, producer_id)
+        from lab.brokers.kafka_confluent import ConfluentProducer
+
         return ConfluentProducer(self.spec, producer_id)
 
     def consumer(self, consumer_id: int) -> ConsumerClient:
@@ -679,6 +310,8 @@ class KafkaAdapter(BrokerAdapter):
             from lab.brokers.kafka_python import KafkaPythonConsumer
 
             return KafkaPythonConsumer(self.spec, consumer_id)
+        from lab.brokers.kafka_confluent import ConfluentConsumer
+
         return ConfluentConsumer(self.spec, consumer_id)
 
     def close(self) -> None:

@@ -36,7 +36,7 @@ from lab.brokers.base import (
     ProducerClient,
     RunSpec,
 )
-from lab.brokers.kafka import (
+from lab.brokers.kafka_common import (
     CLIENT_LOG,
     CLOSE_TIMEOUT,
     DELIVERY_TIMEOUT_MS,
