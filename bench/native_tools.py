@@ -14,6 +14,7 @@ import argparse
 import re
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import psycopg
@@ -52,15 +53,15 @@ def kafka(runtime: NativeRuntime, size: int, seconds: float) -> float:
 
     ep = runtime.endpoint("kafka")
     bootstrap = f"{ep.host}:{ep.port}"
-    AdminClient({"bootstrap.servers": bootstrap}).create_topics(
-        [NewTopic("bench-native", num_partitions=4, replication_factor=1)]
-    )["bench-native"].result(30)
+    topic = f"bench-native-{size}-{time.monotonic_ns()}"
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # kept alive until the topic exists
+    admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)])[topic].result(30)
     records = int(seconds * 150_000)  # enough for about `seconds` at this machine's speed
     out = _java(
         KafkaBroker(runtime.settings).classpath,
         "org.apache.kafka.tools.ProducerPerformance",
         "--topic",
-        "bench-native",
+        topic,
         "--num-records",
         str(records),
         "--record-size",
