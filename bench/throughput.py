@@ -6,8 +6,8 @@
 Ladder: sequential mode, one broker at a time, one producer and one consumer, durable
 settings ("safe"), no chaos proxy. Each step runs `--seconds` at a target rate; a rate is
 sustained when producers and consumers both reach 97% of it, end-to-end p99 stays under
-500 ms and nothing is lost. Rates double until one is not sustained, then the midpoint
-between the last good and the first bad rate is tried. Kafka runs once per client
+500 ms and nothing is lost. Rates double from 2,000 msgs/s until one is not sustained, then
+the midpoint between the last good and the first bad rate is tried. Kafka runs once per client
 (confluent-kafka, kafka-python). Next to each result: the broker's own load generator
 (bench/native_tools.py) at the same size, and the ratio lab/native.
 
@@ -59,16 +59,16 @@ def trial(
         }
     )
     session = Session(runtime, stop_started_brokers=False)
-    runtime.stats(broker)
-    lab_before, t0 = cpu_seconds(lab_processes()), time.monotonic()
     session.start(recipe, [broker], "sequential")
-    broker_cpu = []
+    broker_cpu, lab_cpu = [], CpuMeter()
     for snap in session.snapshots():
         b = snap.broker(broker)
-        if b.phase == "running" and b.cpu_percent is not None:
-            broker_cpu.append(b.cpu_percent)
+        if b.phase == "running":
+            # Workers live only during the run: their CPU is read while they do.
+            lab_cpu.sample()
+            if b.cpu_percent is not None:
+                broker_cpu.append(b.cpu_percent)
     result = session.wait()
-    lab_cpu = (cpu_seconds(lab_processes()) - lab_before) / (time.monotonic() - t0)
     session.close()
     s = result.brokers[broker].summary
     ok = (
@@ -83,15 +83,38 @@ def trial(
         "sent": s["produce_rate"],
         "received": s["consume_rate"],
         "p99": s["e2e_latency_ms"]["p99"],
-        "lab_cpu": lab_cpu * 100,
+        "lab_cpu": lab_cpu.percent(),
         "broker_cpu": statistics.mean(broker_cpu) if broker_cpu else 0.0,
         "settings": result.brokers[broker].settings,
         "client": result.brokers[broker].client,
     }
 
 
+class CpuMeter:
+    """CPU of the lab's processes (this one, the forkserver, workers, the proxy host)
+    between the first and the last sample, summed over the processes alive at both."""
+
+    def __init__(self) -> None:
+        self.first: dict[int, float] | None = None
+        self.last: dict[int, float] = {}
+        self.span = (0.0, 0.0)
+
+    def sample(self) -> None:
+        now = {p.pid: cpu_seconds([p]) for p in lab_processes()}
+        if self.first is None:
+            self.first, self.span = now, (time.monotonic(), time.monotonic())
+        else:
+            self.last, self.span = now, (self.span[0], time.monotonic())
+
+    def percent(self) -> float:
+        if not self.first or not self.last or self.span[1] <= self.span[0]:
+            return 0.0
+        used = sum(self.last[pid] - self.first[pid] for pid in self.first if pid in self.last)
+        return 100 * used / (self.span[1] - self.span[0])
+
+
 def ladder(runtime: NativeRuntime, broker: str, size: int, seconds: float, client: str) -> dict:
-    best, rate, first_bad = None, 1000.0, None
+    best, rate, first_bad = None, 2000.0, None
     while first_bad is None and rate <= 400_000:
         t = trial(runtime, broker, rate, size, seconds, client)
         print(
@@ -148,12 +171,34 @@ def overhead(runtime: NativeRuntime, seconds: float) -> None:
     )
 
 
+def _plan(brokers: list[str], at: str | None) -> list[tuple[str, str, float | None]]:
+    """(broker, Kafka client, rate or None for a ladder) to measure."""
+    if at:
+        plan = []
+        for item in at.split(","):
+            who, _, rate = item.partition("=")
+            broker, _, client = who.partition("/")
+            plan.append((broker, client or "confluent", float(rate)))
+        return plan
+    # The client option only matters to Kafka; the others ignore it.
+    return [
+        (b, c, None)
+        for b in brokers
+        for c in (["confluent", "kafka-python"] if b == "kafka" else ["confluent"])
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--brokers", default="kafka,rabbitmq,redis,postgres")
     parser.add_argument("--sizes", default="100,1024")
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--overhead", action="store_true")
+    parser.add_argument(
+        "--at",
+        help="no ladder: one trial per BROKER[/CLIENT]=RATE (comma-separated), e.g. "
+        "kafka=128000,kafka/kafka-python=32000,redis=48000",
+    )
     parser.add_argument("--port-base", type=int, default=33000)
     args = parser.parse_args()
     brokers = args.brokers.split(",")
@@ -166,11 +211,12 @@ def main() -> None:
         rows = []
         for size in [int(s) for s in args.sizes.split(",")]:
             native = native_tools.measure(runtime, brokers, size, args.seconds)
-            for broker in brokers:
-                clients = ["confluent", "kafka-python"] if broker == "kafka" else ["-"]
-                for client in clients:
+            for broker, client, rate in _plan(brokers, args.at):
+                if rate:
+                    best = trial(runtime, broker, rate, size, args.seconds, client)
+                else:
                     best = ladder(runtime, broker, size, args.seconds, client)
-                    rows.append((broker, size, best, native[broker]))
+                rows.append((broker, size, best, native[broker]))
         print(
             "\n| broker | client | size | sustained msgs/s | e2e p99 ms | lab CPU % | "
             "lab CPU % per 10k msgs/s | broker CPU % | native tool msgs/s | lab / native |"

@@ -85,6 +85,35 @@ class BrokerSnapshot:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def point(self, t: float) -> dict:
+        """This snapshot as one point of the run's time series (results, charts, replay)."""
+        return {
+            "t": round(t, 3),
+            "phase": self.phase,
+            "state": self.state,
+            "target_rate": self.target_rate,
+            "produce_rate": self.produce_rate,
+            "consume_rate": self.consume_rate,
+            "lag": self.lag,
+            "backlog": self.backlog,
+            "publish_p50_ms": self.publish.p50,
+            "publish_p99_ms": self.publish.p99,
+            "e2e_p50_ms": self.e2e.p50,
+            "e2e_p99_ms": self.e2e.p99,
+            "acked": self.ledger.acked,
+            "delivered": self.ledger.delivered,
+            "in_flight": self.ledger.in_flight,
+            "duplicates": self.ledger.duplicates,
+            "lost": self.ledger.lost,
+            "dead_lettered": self.ledger.dead_lettered,
+            "retention_dropped": self.ledger.retention_dropped,
+            "producers": self.producers,
+            "consumers": self.consumers,
+            "errors": self.errors,
+            "cpu_percent": self.cpu_percent,
+            "rss_bytes": self.rss_bytes,
+        }
+
 
 @dataclass(frozen=True)
 class Snapshot:

@@ -210,3 +210,27 @@ def test_latency_and_reset(session_lab):
         assert s["lost"] == 0 and s["delivered"] == s["acked"] > 0, (broker, s)
         # 60 ms each way: no acknowledgement can come back sooner than that.
         assert s["publish_latency_ms"]["p50"] >= 60, (broker, s["publish_latency_ms"])
+
+
+def test_the_remaining_faults_keep_the_books(session_lab):
+    """Bandwidth cap, slow consumers, consumers added and removed, a burst: every broker
+    still accounts for every message, and each fault is an event."""
+    result, _, _ = run(
+        session_lab,
+        {"duration": "12s", "rate": {"rate": 150}, "drain_timeout": "40s"},
+        faults=[
+            (2, Fault("bandwidth", None, {"kbps": 20})),
+            (3, Fault("slow-consumers", None, {"factor": 5})),
+            (4, Fault("add-consumer")),
+            (5, Fault("burst", None, {"n": 300})),
+            (6, Fault("heal")),
+            (7, Fault("slow-consumers", None, {"factor": 1})),
+            (8, Fault("remove-consumer")),
+        ],
+    )
+    for broker in ALL:
+        s = assert_accounted(result, broker)
+        assert s["lost"] == 0 and s["delivered"] == s["acked"], (broker, s)
+        assert s["acked"] == 150 * 12 + 300, (broker, s)
+        actions = {e.message.split()[0] for e in result.events if e.broker == broker}
+        assert {"bandwidth", "slow-consumers", "add-consumer", "burst", "heal"} <= actions

@@ -78,22 +78,28 @@ def _broker(name: str, p: dict, final: dict | None) -> BrokerSnapshot:
     if final is not None:
         ledger = ledger_of(final)
     else:
+        # Older results lack the later series fields: they read as 0.
         ledger = LedgerCounts(
             acked=p["acked"],
             delivered=p["delivered"],
             in_flight=p["in_flight"],
             duplicates=p["duplicates"],
+            lost=p.get("lost", 0),
+            dead_lettered=p.get("dead_lettered", 0),
+            retention_dropped=p.get("retention_dropped", 0),
         )
     return BrokerSnapshot(
         broker=name,
         phase=p["phase"],
         state=p["state"],
+        producers=p.get("producers", 0),
+        consumers=p.get("consumers", 0),
         target_rate=p["target_rate"],
         produce_rate=p["produce_rate"],
         consume_rate=p["consume_rate"],
         backlog=p.get("backlog", 0),
         lag=p.get("lag"),
-        dead_letters=final["dead_lettered"] if final else p.get("dead_letters"),
+        dead_letters=final["dead_lettered"] if final else p.get("dead_lettered"),
         retention_dropped=final["retention_dropped"] if final else p.get("retention_dropped"),
         publish=Latency(count=1, p50=p["publish_p50_ms"], p99=p["publish_p99_ms"]),
         e2e=Latency(count=1 if p["e2e_p99_ms"] else 0, p50=p["e2e_p50_ms"], p99=p["e2e_p99_ms"]),

@@ -20,6 +20,7 @@ from lab.faults import Fault
 from lab.ledger import Ledger, LedgerCounts, SeqCollector
 from lab.messages import unpack
 from lab.metrics import BrokerSnapshot, Latency, new_histogram
+from lab.results import BrokerResult, summary
 
 RATE_WINDOW = 1.0  # seconds over which rates are averaged
 
@@ -173,7 +174,7 @@ class BrokerRun:
         if r.acked_seqs or r.sent:
             self.ledger.record_acked(r.acked_seqs, r.sent)
         in_summary = self._past_warmup()
-        for raw, window, summary in (
+        for raw, window, whole_run in (
             (r.publish_hist, self.publish_window, self.publish_summary),
             (r.e2e_hist, self.e2e_window, self.e2e_summary),
         ):
@@ -181,7 +182,7 @@ class BrokerRun:
                 delta = HdrHistogram.decode(raw)
                 window.add(delta)
                 if in_summary:
-                    summary.add(delta)
+                    whole_run.add(delta)
         if handle.role == "producer":
             self._backlog[handle.index] = r.backlog
         self.by_second["sent"].update(r.sent_by_second)
@@ -275,6 +276,33 @@ class BrokerRun:
         """Everything acked is accounted for, and the broker holds nothing more."""
         counts = self.ledger.counts()
         return counts.in_flight == 0 and (self.health.probe.depth or 0) == 0
+
+    def result(self, series: list[dict], version: str | None) -> BrokerResult:
+        """This broker's part of the run's results."""
+        counts = self.final_counts or self.ledger.counts()
+        problems = list(self.ledger.problems)
+        if not counts.adds_up():
+            problems.append("the ledger does not add up")
+        if self.phase == "failed":
+            problems.append("the broker's part of the run failed; see events")
+        engine_counts = {
+            "failed": self.totals.failed,
+            "errors": self.totals.errors,
+            "poison_acked": self.totals.poison_acked,
+            "max_backlog": self.max_backlog,
+        }
+        per_second = self.per_second()
+        publish, e2e = Latency.of(self.publish_summary), Latency.of(self.e2e_summary)
+        return BrokerResult(
+            broker=self.broker,
+            version=version,
+            client=self.adapter.client_version(),
+            settings=self.adapter.settings(),
+            summary=summary(counts, series, per_second, self.recipe, publish, e2e, engine_counts),
+            series=series,
+            per_second=per_second,
+            problems=problems,
+        )
 
     def finish(self, final_probe: Probe | None) -> LedgerCounts:
         self.fold_pending()

@@ -31,9 +31,9 @@ from lab.faults import Fault
 from lab.faults.inject import FaultInjector
 from lab.faults.proxy_host import ProxyHost
 from lab.ledger import Ledger
-from lab.metrics import Event, Latency, Snapshot
+from lab.metrics import Event, Snapshot
 from lab.recipes import Recipe
-from lab.results import BrokerResult, RunResult, environment, summary
+from lab.results import RunResult, environment
 from lab.runtimes import BrokerState, Runtime, check_brokers
 
 MODES = ("parallel", "sequential")
@@ -372,7 +372,7 @@ class Session:
                 events, self._unsent_events = tuple(self._unsent_events), []
             t = self._t()
             for b in brokers:
-                self._series[b.broker].append(_series_point(t, b))
+                self._series[b.broker].append(b.point(t))
             phase = "done" if final else _run_phase([r.phase for r in self._runs])
             snap = Snapshot(
                 run_id=self.run_id,
@@ -403,84 +403,31 @@ class Session:
             self._started_brokers.append(broker)
 
     def _build_result(self) -> RunResult:
-        brokers = {}
-        versions, clients = {}, {}
         statuses = {}
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception):  # the brokers may be down at the end of a drill
             statuses = {s.broker: s for s in self.runtime.status([r.broker for r in self._runs], 0)}
-        for run in self._runs:
-            counts = run.final_counts or run.ledger.counts()
-            version = statuses[run.broker].version if run.broker in statuses else None
-            versions[run.broker] = version
-            clients[run.broker] = run.adapter.client_version()
-            problems = list(run.ledger.problems)
-            if not counts.adds_up():
-                problems.append("the ledger does not add up")
-            if run.phase == "failed":
-                problems.append("the broker's part of the run failed; see events")
-            brokers[run.broker] = BrokerResult(
-                broker=run.broker,
-                version=version,
-                client=clients[run.broker],
-                settings=run.adapter.settings(),
-                summary=summary(
-                    counts,
-                    self._series[run.broker],
-                    run.per_second(),
-                    self.recipe,
-                    Latency.of(run.publish_summary),
-                    Latency.of(run.e2e_summary),
-                    {
-                        "failed": run.totals.failed,
-                        "errors": run.totals.errors,
-                        "poison_acked": run.totals.poison_acked,
-                        "max_backlog": run.max_backlog,
-                    },
-                ),
-                series=self._series[run.broker],
-                per_second=run.per_second(),
-                problems=problems,
+        brokers = {
+            run.broker: run.result(
+                self._series[run.broker],
+                statuses[run.broker].version if run.broker in statuses else None,
             )
+            for run in self._runs
+        }
         return RunResult(
             run_id=self.run_id,
             recipe=dataclasses.asdict(self.recipe),
             mode=self.mode,
             started_at=self.started_wall.isoformat(timespec="seconds"),
             duration_s=round(self._t(), 3),
-            environment=environment(self.runtime.name, versions, clients),
+            environment=environment(
+                self.runtime.name,
+                {b: r.version for b, r in brokers.items()},
+                {b: r.client for b, r in brokers.items()},
+            ),
             brokers=brokers,
             events=list(self.events),
             problems=[f"{b}: {p}" for b, r in brokers.items() for p in r.problems],
         )
-
-
-def _series_point(t: float, b: object) -> dict:
-    return {
-        "t": round(t, 3),
-        "phase": b.phase,
-        "state": b.state,
-        "target_rate": b.target_rate,
-        "produce_rate": b.produce_rate,
-        "consume_rate": b.consume_rate,
-        "lag": b.lag,
-        "backlog": b.backlog,
-        "publish_p50_ms": b.publish.p50,
-        "publish_p99_ms": b.publish.p99,
-        "e2e_p50_ms": b.e2e.p50,
-        "e2e_p99_ms": b.e2e.p99,
-        "acked": b.ledger.acked,
-        "delivered": b.ledger.delivered,
-        "in_flight": b.ledger.in_flight,
-        "duplicates": b.ledger.duplicates,
-        "lost": b.ledger.lost,
-        "dead_lettered": b.ledger.dead_lettered,
-        "retention_dropped": b.ledger.retention_dropped,
-        "producers": b.producers,
-        "consumers": b.consumers,
-        "errors": b.errors,
-        "cpu_percent": b.cpu_percent,
-        "rss_bytes": b.rss_bytes,
-    }
 
 
 def _run_phase(phases: list[str]) -> str:

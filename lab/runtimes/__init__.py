@@ -32,7 +32,7 @@ class Runtime(Protocol):
     def down(self, brokers: Sequence[str]) -> None:
         """Stop the brokers gracefully (then forcibly), leaving no process behind."""
 
-    def status(self, brokers: Sequence[str], sample_seconds: float = 0.2) -> list[BrokerStatus]:
+    def status(self, brokers: Sequence[str], sample_seconds: float = 0.5) -> list[BrokerStatus]:
         """State, endpoint, pid, CPU, RSS and version of each broker."""
 
     def health(self, broker: str) -> bool:

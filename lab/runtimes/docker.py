@@ -135,7 +135,7 @@ class DockerRuntime:
 
     # --- observation ----------------------------------------------------------------
 
-    def status(self, brokers: Sequence[str], sample_seconds: float = 0.2) -> list[BrokerStatus]:
+    def status(self, brokers: Sequence[str], sample_seconds: float = 0.5) -> list[BrokerStatus]:
         names = check_brokers(brokers)
         found = self.containers.by_broker()
         running = {n: found[n] for n in names if is_up(found.get(n))}

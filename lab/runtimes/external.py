@@ -192,7 +192,7 @@ class ExternalRuntime:
 
     # --- observation ----------------------------------------------------------------
 
-    def status(self, brokers: Sequence[str], sample_seconds: float = 0.2) -> list[BrokerStatus]:
+    def status(self, brokers: Sequence[str], sample_seconds: float = 0.5) -> list[BrokerStatus]:
         result = []
         for name in check_brokers(brokers):
             ep = self.endpoints.get(name)

@@ -121,14 +121,14 @@ class NativeRuntime:
 
     # --- observation ----------------------------------------------------------------
 
-    def status(self, brokers: Sequence[str], sample_seconds: float = 0.2) -> list[BrokerStatus]:
+    def status(self, brokers: Sequence[str], sample_seconds: float = 0.5) -> list[BrokerStatus]:
         names = check_brokers(brokers)
         with ThreadPoolExecutor(len(names), thread_name_prefix="lab-status") as pool:
             states = dict(zip(names, pool.map(self._inspect, names), strict=True))
         running = {n: self._procs(n) for n in names if states[n][1]}
         all_procs = [p for procs in running.values() for p in procs]
         if all_procs and sample_seconds > 0:
-            ps.sample_stats(all_procs, sample_seconds)
+            ps.start_cpu_window(all_procs, sample_seconds)
         result = []
         for name in names:
             state, main, detail = states[name]

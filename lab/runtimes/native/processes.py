@@ -168,13 +168,13 @@ def is_stopped(proc: psutil.Process) -> bool:
         return False
 
 
-def sample_stats(procs: list[psutil.Process], seconds: float) -> ResourceStats:
-    """CPU % (100 = one core) over `seconds` and summed RSS of the processes."""
+def start_cpu_window(procs: list[psutil.Process], seconds: float) -> None:
+    """Start measuring CPU on these Process objects and wait `seconds`: the next
+    running_stats() on them (or on any subset) covers that window."""
     for proc in procs:
         with contextlib.suppress(psutil.Error):
             proc.cpu_percent(None)
     time.sleep(seconds)
-    return running_stats(procs)
 
 
 def running_stats(procs: list[psutil.Process]) -> ResourceStats:
