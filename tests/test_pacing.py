@@ -69,3 +69,15 @@ def test_a_schedule_that_ends_a_fraction_below_its_end_finishes():
     sent = len(pacer.due(13 * SECOND, 100_000))
     assert sent == 1800
     assert pacer.finished
+
+
+def test_the_schedule_does_not_drift_on_a_real_clock():
+    """Monotonic time after hours of uptime is about 1e13 ns; the schedule is kept
+    relative to t0 so float rounding cannot add a message at the end."""
+    t0 = 11_633_423_860_698
+    pacer = Pacer(rate_function(Rate(rate=150), 12.0), t0_ns=t0, duration=12.0, share=1)
+    now, sent = t0, 0
+    while not pacer.finished:
+        now += 2_345_678
+        sent += len(pacer.due(now, 1000))
+    assert sent == 1800

@@ -33,8 +33,13 @@ class Pacer:
     """Intended send times for one producer that carries `share` of the total rate.
 
     `multiplier` (peaks) and `bursts` change the schedule while it runs. Rates are
-    re-read every `step_ns`, which keeps the per-message cost to an addition.
+    re-read every `step_ns`, which keeps the per-message cost to an addition. The
+    schedule is kept as a float offset from t0, not as absolute monotonic nanoseconds:
+    near 1e13 ns (hours of uptime) a float's rounding, added up over thousands of
+    messages, moves the last one across the end of the run.
     """
+
+    EPSILON_NS = 0.5  # float error allowed at the end of the run; intervals are far larger
 
     def __init__(
         self,
@@ -46,14 +51,19 @@ class Pacer:
     ) -> None:
         self.rate_at = rate_at
         self.t0_ns = t0_ns
-        self.end_ns = t0_ns + int(duration * 1e9)
+        self.length_ns = duration * 1e9
+        self.end_ns = t0_ns + int(self.length_ns)
         self.share = share
         self.multiplier = 1.0
         self.step_ns = step_ns
-        self.next_ns = t0_ns
+        self.offset = 0.0  # of the next intended send, from t0
         self._interval_ns = 0.0
-        self._rate_valid_until = 0
+        self._rate_valid_until = 0.0  # offset
         self._bursts: list[int] = []  # extra messages due at once, at their enqueue time
+
+    @property
+    def next_ns(self) -> int:
+        return self.t0_ns + round(self.offset)
 
     def second(self, now_ns: int) -> int:
         """Whole seconds since the run's clock zero."""
@@ -64,36 +74,33 @@ class Pacer:
 
     @property
     def finished(self) -> bool:
-        # The schedule is kept in float nanoseconds; a message is due while its time is at
-        # most end_ns - 1 (the same test as due()), so a float a fraction below end_ns
-        # still counts as finished.
-        return self.next_ns > self.end_ns - 1 and not self._bursts
+        return self.offset >= self.length_ns - self.EPSILON_NS and not self._bursts
 
-    def _refresh(self, at_ns: int) -> None:
-        rate = self.rate_at((at_ns - self.t0_ns) / 1e9) * self.share * self.multiplier
+    def _refresh(self, offset: float) -> None:
+        rate = self.rate_at(offset / 1e9) * self.share * self.multiplier
         self._interval_ns = 1e9 / rate if rate > 0 else float("inf")
-        self._rate_valid_until = at_ns + self.step_ns
+        self._rate_valid_until = offset + self.step_ns
 
     def due(self, now_ns: int, limit: int) -> list[int]:
         """Intended times that are due by `now_ns`, oldest first, at most `limit`."""
         out = self._bursts[:limit]
         del self._bursts[:limit]
-        nxt = self.next_ns
-        end = min(now_ns, self.end_ns - 1)
-        while nxt <= end and len(out) < limit:
-            if nxt >= self._rate_valid_until:
-                self._refresh(int(nxt))
+        offset, t0 = self.offset, self.t0_ns
+        until = min(now_ns - t0, self.length_ns - self.EPSILON_NS)
+        while offset <= until and len(out) < limit:
+            if offset >= self._rate_valid_until:
+                self._refresh(offset)
                 if self._interval_ns == float("inf"):
-                    nxt = self._rate_valid_until  # zero rate: look again one step later
+                    offset = self._rate_valid_until  # zero rate: look again one step later
                     continue
-            out.append(int(nxt))
-            nxt += self._interval_ns
-        self.next_ns = nxt
+            out.append(t0 + round(offset))
+            offset += self._interval_ns
+        self.offset = offset
         return out
 
     def behind(self, now_ns: int) -> int:
         """Messages the schedule wanted sent by now that have not been taken yet."""
-        late = min(now_ns, self.end_ns) - self.next_ns
+        late = min(now_ns - self.t0_ns, self.length_ns) - self.offset
         if late <= 0 or not self._interval_ns or self._interval_ns == float("inf"):
             return len(self._bursts)
         return int(late / self._interval_ns) + len(self._bursts)
@@ -102,7 +109,7 @@ class Pacer:
         """Seconds until the next message is due (0 if one is due now)."""
         if self._bursts:
             return 0.0
-        return max(0.0, (min(self.next_ns, self.end_ns) - now_ns) / 1e9)
+        return max(0.0, (self.t0_ns + min(self.offset, self.length_ns) - now_ns) / 1e9)
 
 
 def message_sizes(
