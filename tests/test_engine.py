@@ -109,7 +109,11 @@ def test_rate_profile_shape_through_a_broker(session_lab):
     )
     result, _ = run(session_lab, recipe, ["redis"])
     sent = result.brokers["redis"].per_second["sent"]
-    assert sent[:6] == pytest.approx([200, 200, 1000, 1000, 200, 200], rel=0.05), sent
+    # Sends are counted in the second they left. A start held up by a busy machine sends
+    # late and catches up in the next second (open loop), so the base is checked over the
+    # two seconds before the spike; the spike and what follows it second by second.
+    assert sent[0] + sent[1] == pytest.approx(400, rel=0.05), sent
+    assert sent[2:6] == pytest.approx([1000, 1000, 200, 200], rel=0.05), sent
 
 
 def test_commands_change_a_running_session(session_lab):

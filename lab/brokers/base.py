@@ -196,7 +196,9 @@ class BrokerAdapter(ABC):
 
     @abstractmethod
     def producer(self, producer_id: int) -> ProducerClient:
-        """A producer, created inside a worker process."""
+        """A producer, created inside a worker process, already connected: the engine
+        starts the run's clock once every producer exists, so a connection made lazily on
+        the first send would show up as a slow first second."""
 
     @abstractmethod
     def consumer(self, consumer_id: int) -> ConsumerClient:

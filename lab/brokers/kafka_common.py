@@ -36,6 +36,7 @@ HEARTBEAT_MS = 1_000  # members hear of a rebalance at their next heartbeat
 # long a consumer's reject or dead_letter waits for the broker to store the copies.
 MAX_BLOCK_S = 10.0
 CLOSE_TIMEOUT = 5.0
+CONNECT_TIMEOUT = 10.0
 ADMIN_TIMEOUT = 30.0
 PROBE_TIMEOUT = 2.0  # a probe runs twice a second: a stalled broker must not hold the engine
 FINAL_PROBE_TIMEOUT = 10.0

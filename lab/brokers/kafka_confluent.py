@@ -26,6 +26,7 @@ from lab.brokers.base import (
 from lab.brokers.kafka_common import (
     CLIENT_LOG,
     CLOSE_TIMEOUT,
+    CONNECT_TIMEOUT,
     HEARTBEAT_MS,
     MAX_BLOCK_S,
     SESSION_TIMEOUT_MS,
@@ -45,6 +46,12 @@ class ConfluentProducer(ProducerClient):
         self._producer = confluent_kafka.Producer(
             producer_config(spec, f"{spec.queue}-producer-{producer_id}")
         )
+        try:
+            # librdkafka connects in the background; fetch the topic's metadata now so the
+            # producer is connected, and knows its partition leaders, before saying ready.
+            self._producer.list_topics(self._topic, timeout=CONNECT_TIMEOUT)
+        except KafkaException as e:
+            raise BrokerError(f"kafka: cannot connect the producer: {reason(e)}") from e
 
     def _delivered(
         self, seq: int, intended_ns: int, err: KafkaError | None, msg: confluent_kafka.Message

@@ -233,6 +233,10 @@ class RedisProducer(ProducerClient):
         self.trim = trim
         self.max_age_ms = int(max_age * 1000)
         self._acks: list[Ack] = []
+        try:
+            client.ping()  # redis-py connects lazily; connect before saying ready
+        except redis.RedisError as exc:
+            raise BrokerError(f"redis: cannot connect: {exc}") from exc
 
     def send(self, batch: list[Outgoing]) -> None:
         trim = dict(self.trim)
