@@ -16,8 +16,6 @@ from lab.brokers import kafka_dlq
 from lab.brokers.base import (
     Ack,
     BrokerError,
-    ConsumerClient,
-    DeadLetterInfo,
     Delivery,
     Outgoing,
     ProducerClient,
@@ -108,7 +106,7 @@ class ConfluentProducer(ProducerClient):
         close_producer(self._producer)
 
 
-class ConfluentConsumer(ConsumerClient):
+class ConfluentConsumer(kafka_dlq.RetryingConsumer):
     def __init__(self, spec: RunSpec, consumer_id: int) -> None:
         self._spec = spec
         self._topic = spec.queue
@@ -198,39 +196,10 @@ class ConfluentConsumer(ConsumerClient):
     def ack(self, deliveries: list[Delivery]) -> None:
         self._commit(self._offsets.acked(deliveries), wait=False)
 
-    def reject(self, deliveries: list[Delivery]) -> None:
-        """Re-publish each to the end of its partition, attempts counted up, then ack it:
-        a retried message comes back behind everything produced meanwhile."""
-        # Partitions that moved to another consumer: it reads them again from the last
-        # commit, these included, so a copy here would be a second one.
-        mine = [d for d in deliveries if self._offsets.owns(d)]
-        if not mine:
-            return
-        now = time.time()
-        self._publish(
-            (
-                self._topic,
-                d.handle.part.number,
-                d.payload,
-                kafka_dlq.retry_headers(d.attempts, d.handle.first_failure, now),
-            )
-            for d in mine
-        )
-        self.ack(mine)
-
-    def dead_letter(self, letters: list[tuple[Delivery, DeadLetterInfo]]) -> None:
-        mine = [(d, info) for d, info in letters if self._offsets.owns(d)]
-        if not mine:
-            return
-        dlq = self._spec.dead_letter_queue
-        self._publish(
-            (dlq, 0, d.payload, kafka_dlq.dead_letter_headers(info, d.handle.first_failure))
-            for d, info in mine
-        )
-        self.ack([d for d, _ in mine])
+    def _owns(self, delivery: Delivery) -> bool:
+        return self._offsets.owns(delivery)
 
     def _publish(self, records: Iterable[kafka_dlq.Record]) -> None:
-        """Store the records; returns only once the broker has them all."""
         if self._producer is None:
             config = producer_config(self._spec, f"{self._client_id}-retries")
             self._producer = confluent_kafka.Producer(config)

@@ -22,13 +22,14 @@ those headers (attempts start again), then deletes them from the DLQ (DeleteReco
 """
 
 import time
+from abc import abstractmethod
 from collections.abc import Iterable, Iterator
 
 import confluent_kafka
 from confluent_kafka import KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from lab.brokers.base import BrokerError, DeadLetterInfo, RunSpec
+from lab.brokers.base import BrokerError, ConsumerClient, DeadLetterInfo, Delivery, RunSpec
 from lab.dlq import DeadLetter, dead_letter_of
 from lab.recipes.model import Recipe
 
@@ -178,6 +179,54 @@ def dead_letter_headers(info: DeadLetterInfo, first_failure: float | None) -> He
 
 
 # --- publishing, browsing and redriving (confluent-kafka) ----------------------------------
+
+
+class RetryingConsumer(ConsumerClient):
+    """reject and dead_letter for both Kafka clients: each re-publishes through its own
+    client's producer (`_publish`), then acks the originals.
+
+    Only deliveries from partitions this consumer still owns are handled: a partition that
+    moved to another consumer is read again from its last commit, these included, so a
+    copy made here would be a second one."""
+
+    _spec: RunSpec
+    _topic: str
+
+    @abstractmethod
+    def _owns(self, delivery: Delivery) -> bool: ...
+
+    @abstractmethod
+    def _publish(self, records: Iterable[Record]) -> None:
+        """Store the records; returns only once the broker has them all."""
+
+    def reject(self, deliveries: list[Delivery]) -> None:
+        """Re-publish each to the end of its partition, attempts counted up, then ack it:
+        a retried message comes back behind everything produced meanwhile."""
+        mine = [d for d in deliveries if self._owns(d)]
+        if not mine:
+            return
+        now = time.time()
+        self._publish(
+            (
+                self._topic,
+                d.handle.part.number,
+                d.payload,
+                retry_headers(d.attempts, d.handle.first_failure, now),
+            )
+            for d in mine
+        )
+        self.ack(mine)
+
+    def dead_letter(self, letters: list[tuple[Delivery, DeadLetterInfo]]) -> None:
+        mine = [(d, info) for d, info in letters if self._owns(d)]
+        if not mine:
+            return
+        dlq = self._spec.dead_letter_queue
+        self._publish(
+            (dlq, 0, d.payload, dead_letter_headers(info, d.handle.first_failure))
+            for d, info in mine
+        )
+        self.ack([d for d, _ in mine])
 
 
 def publish(producer: confluent_kafka.Producer, records: Iterable[Record], timeout: float) -> int:

@@ -10,7 +10,6 @@ retention deleted its next record, auto_offset_reset="earliest" moves it on).
 
 import logging
 import threading
-import time
 from collections import deque
 from collections.abc import Iterable
 from contextlib import suppress
@@ -29,8 +28,6 @@ from lab.brokers import kafka_dlq
 from lab.brokers.base import (
     Ack,
     BrokerError,
-    ConsumerClient,
-    DeadLetterInfo,
     Delivery,
     Outgoing,
     ProducerClient,
@@ -163,7 +160,7 @@ class _Rebalance(AsyncConsumerRebalanceListener):
         self._consumer._tracker.lost(tp.partition for tp in lost)
 
 
-class KafkaPythonConsumer(ConsumerClient):
+class KafkaPythonConsumer(kafka_dlq.RetryingConsumer):
     def __init__(self, spec: RunSpec, consumer_id: int) -> None:
         self._spec = spec
         self._topic = spec.queue
@@ -230,36 +227,10 @@ class KafkaPythonConsumer(ConsumerClient):
     def ack(self, deliveries: list[Delivery]) -> None:
         self._commit(self._tracker.acked(deliveries), wait=False)
 
-    def reject(self, deliveries: list[Delivery]) -> None:
-        # As in ConfluentConsumer: re-publish to the end of the partition, then ack.
-        mine = [d for d in deliveries if self._tracker.owns(d)]
-        if not mine:
-            return
-        now = time.time()
-        self._publish(
-            (
-                self._topic,
-                d.handle.part.number,
-                d.payload,
-                kafka_dlq.retry_headers(d.attempts, d.handle.first_failure, now),
-            )
-            for d in mine
-        )
-        self.ack(mine)
-
-    def dead_letter(self, letters: list[tuple[Delivery, DeadLetterInfo]]) -> None:
-        mine = [(d, info) for d, info in letters if self._tracker.owns(d)]
-        if not mine:
-            return
-        dlq = self._spec.dead_letter_queue
-        self._publish(
-            (dlq, 0, d.payload, kafka_dlq.dead_letter_headers(info, d.handle.first_failure))
-            for d, info in mine
-        )
-        self.ack([d for d, _ in mine])
+    def _owns(self, delivery: Delivery) -> bool:
+        return self._tracker.owns(delivery)
 
     def _publish(self, records: Iterable[kafka_dlq.Record]) -> None:
-        """Store the records; returns only once the broker has them all."""
         if self._producer is None:
             self._producer = new_producer(self._spec, f"{self._client_id}-retries")
         try:
