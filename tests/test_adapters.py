@@ -7,8 +7,17 @@ import pytest
 
 from lab import messages
 from lab.brokers import adapter_for
-from lab.brokers.base import Outgoing, RunSpec
+from lab.brokers.base import DeadLetterInfo, RunSpec
 from lab.recipes import parse
+from tests.adapter_helpers import (
+    drain,
+    dropped_ids,
+    new_adapter,
+    produce,
+    provisioned,
+    receive,
+    wait_depth,
+)
 
 pytestmark = pytest.mark.brokers
 BROKERS = ["kafka", "rabbitmq", "redis", "postgres"]
@@ -16,66 +25,9 @@ BROKERS = ["kafka", "rabbitmq", "redis", "postgres"]
 
 @pytest.fixture(params=BROKERS)
 def adapter(request, session_lab):
-    broker = request.param
-    recipe = parse(
-        {"partitions": 2, "consumers": {"prefetch": 50}, "redis": {"claim_idle": "500ms"}},
-        "contract",
-    )
-    run_id = "t" + uuid.uuid4().hex[:8]
-    spec = RunSpec(run_id, broker, session_lab.endpoint(broker), recipe)
-    adapter = adapter_for(spec)
-    adapter.provision()
-    try:
+    recipe = {"partitions": 2, "consumers": {"prefetch": 50}, "redis": {"claim_idle": "500ms"}}
+    with provisioned(new_adapter(session_lab, request.param, recipe, "contract")) as adapter:
         yield adapter
-    finally:
-        adapter.teardown()
-        adapter.close()
-
-
-def lab_messages(spec, count, producer=0, first=0):
-    tag = messages.run_tag(spec.run_id)
-    now = time.monotonic_ns()
-    return [
-        Outgoing(seq, now, messages.encode(tag, producer, seq, now, False, 100))
-        for seq in range(first, first + count)
-    ]
-
-
-def produce(adapter, count, producer_id=0, first=0):
-    producer = adapter.producer(producer_id)
-    try:
-        batch = lab_messages(adapter.spec, count, producer_id, first)
-        acks = []
-        for i in range(0, count, 100):
-            producer.send(batch[i : i + 100])
-            acks += producer.poll(0)
-        acks += producer.flush(30)
-    finally:
-        producer.close()
-    assert sorted(a.seq for a in acks) == list(range(first, first + count))
-    assert all(a.ok for a in acks), [a.error for a in acks if not a.ok][:3]
-    return acks
-
-
-def drain(consumer, want, timeout=30.0, ack=True):
-    """Receive until `want` deliveries arrived; return their sequence numbers."""
-    seqs = []
-    deadline = time.monotonic() + timeout
-    while len(seqs) < want and time.monotonic() < deadline:
-        batch = consumer.receive(50, 0.5)
-        seqs += [messages.decode(d.payload).seq for d in batch]
-        if ack and batch:
-            consumer.ack(batch)
-    return seqs
-
-
-def wait_depth(adapter, want, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        depth = adapter.probe(final=True).depth
-        if depth == want or time.monotonic() > deadline:
-            return depth
-        time.sleep(0.2)
 
 
 def test_produce_probe_consume_ack(adapter):
@@ -131,10 +83,7 @@ def test_rejected_messages_come_back(adapter):
     produce(adapter, 5)
     consumer = adapter.consumer(0)
     try:
-        batch = []
-        deadline = time.monotonic() + 20
-        while len(batch) < 5 and time.monotonic() < deadline:
-            batch += consumer.receive(5, 0.5)
+        batch = receive(consumer, 5, timeout=20)
         consumer.reject(batch)
         again = []
         deadline = time.monotonic() + 30
@@ -163,32 +112,9 @@ def test_settings_and_client_version(adapter):
 def retention_adapter(request, session_lab):
     """A queue that keeps at most about 200 messages (Kafka: about 200 messages' worth of
     bytes per partition, in small segments so deletion shows within seconds)."""
-    broker = request.param
-    recipe = parse({"partitions": 1, "retention": {"max_messages": 200}}, "retention")
-    spec = RunSpec("t" + uuid.uuid4().hex[:8], broker, session_lab.endpoint(broker), recipe)
-    adapter = adapter_for(spec)
-    adapter.provision()
-    try:
+    recipe = {"partitions": 1, "retention": {"max_messages": 200}}
+    with provisioned(new_adapter(session_lab, request.param, recipe, "retention")) as adapter:
         yield adapter
-    finally:
-        adapter.teardown()
-        adapter.close()
-
-
-def dropped_ids(probe, acks) -> set[int]:
-    """What the broker says retention deleted, as sequence numbers."""
-    from array import array
-
-    ids = set()
-    if probe.dropped:
-        packed = array("Q")
-        packed.frombytes(probe.dropped)
-        ids |= {messages.unpack(v)[1] for v in packed}
-    for ack in acks:
-        floor = probe.retention_floor.get(ack.partition)
-        if floor is not None and 0 <= ack.position < floor:
-            ids.add(ack.seq)
-    return ids
 
 
 def test_retention_names_what_it_deleted(retention_adapter):
@@ -222,15 +148,10 @@ def test_retention_names_what_it_deleted(retention_adapter):
 
 
 def test_dead_letters_browse_and_redrive(adapter):
-    from lab.brokers.base import DeadLetterInfo
-
     produce(adapter, 10)
     consumer = adapter.consumer(0)
     try:
-        batch = []
-        deadline = time.monotonic() + 20
-        while len(batch) < 10 and time.monotonic() < deadline:
-            batch += consumer.receive(10, 0.5)
+        batch = receive(consumer, 10, timeout=20)
         by_seq = {messages.decode(d.payload).seq: d for d in batch}
         doomed = [by_seq[s] for s in (2, 5, 7)]
         info = DeadLetterInfo("poison: processing failed", 3, 1000.0, 1002.5)
@@ -262,8 +183,6 @@ def test_dead_letters_browse_and_redrive(adapter):
 
 
 def test_teardown_can_keep_dead_letters(session_lab):
-    from lab.brokers.base import DeadLetterInfo
-
     for broker in BROKERS:
         spec = RunSpec("t" + uuid.uuid4().hex[:8], broker, session_lab.endpoint(broker), parse({}))
         adapter = adapter_for(spec)
@@ -271,10 +190,7 @@ def test_teardown_can_keep_dead_letters(session_lab):
         produce(adapter, 1)
         consumer = adapter.consumer(0)
         try:
-            batch = []
-            deadline = time.monotonic() + 20
-            while not batch and time.monotonic() < deadline:
-                batch = consumer.receive(1, 0.5)
+            batch = receive(consumer, 1, timeout=20)
             consumer.dead_letter([(batch[0], DeadLetterInfo("test", 1, 1.0, 1.0))])
         finally:
             consumer.close()

@@ -7,7 +7,6 @@ doing the work; the Kafka-specific tests run with both clients.
 
 import inspect
 import time
-import uuid
 
 import pytest
 from confluent_kafka.admin import AdminClient
@@ -20,38 +19,28 @@ from lab.brokers.kafka_common import OffsetTracker
 from lab.endpoints import Endpoint
 from lab.recipes import parse
 from tests import test_adapters as contract
+from tests.adapter_helpers import new_adapter, produce, provisioned, receive
 
 CLIENTS = ["confluent", "kafka-python"]
 
 
 def make_adapter(session_lab, client, **recipe):
-    recipe = parse({"partitions": 2, "kafka": {"client": client}, **recipe}, "kafka")
-    spec = RunSpec("t" + uuid.uuid4().hex[:8], "kafka", session_lab.endpoint("kafka"), recipe)
-    return adapter_for(spec)
+    recipe = {"partitions": 2, "kafka": {"client": client}, **recipe}
+    return new_adapter(session_lab, "kafka", recipe)
 
 
 @pytest.fixture
 def adapter(session_lab):
     """The contract's adapter, with kafka-python doing the work."""
-    adapter = make_adapter(session_lab, "kafka-python", consumers={"prefetch": 50})
-    adapter.provision()
-    try:
-        yield adapter
-    finally:
-        adapter.teardown()
-        adapter.close()
+    with provisioned(make_adapter(session_lab, "kafka-python", consumers={"prefetch": 50})) as a:
+        yield a
 
 
 @pytest.fixture(params=CLIENTS)
 def single(request, session_lab):
     """One partition, so offsets and commit points are predictable."""
-    adapter = make_adapter(session_lab, request.param, partitions=1)
-    adapter.provision()
-    try:
+    with provisioned(make_adapter(session_lab, request.param, partitions=1)) as adapter:
         yield adapter
-    finally:
-        adapter.teardown()
-        adapter.close()
 
 
 @pytest.fixture(params=CLIENTS)
@@ -60,20 +49,8 @@ def squeezed(request, session_lab):
     adapter = make_adapter(
         session_lab, request.param, partitions=1, retention={"max_messages": 200}
     )
-    adapter.provision()
-    try:
+    with provisioned(adapter):
         yield adapter
-    finally:
-        adapter.teardown()
-        adapter.close()
-
-
-def receive(consumer, want, timeout=30.0):
-    got = []
-    deadline = time.monotonic() + timeout
-    while len(got) < want and time.monotonic() < deadline:
-        got += consumer.receive(want - len(got), 0.5)
-    return got
 
 
 def seqs(deliveries):
@@ -97,17 +74,13 @@ def test_retention_contract_with_kafka_python(session_lab):
     adapter = make_adapter(
         session_lab, "kafka-python", partitions=1, retention={"max_messages": 200}
     )
-    adapter.provision()
-    try:
+    with provisioned(adapter):
         contract.test_retention_names_what_it_deleted(adapter)
-    finally:
-        adapter.teardown()
-        adapter.close()
 
 
 @pytest.mark.brokers
 def test_commit_never_passes_an_unacked_message(single):
-    contract.produce(single, 10)
+    produce(single, 10)
     consumer = single.consumer(0)
     try:
         batch = receive(consumer, 10)
@@ -125,7 +98,7 @@ def test_commit_never_passes_an_unacked_message(single):
 
 @pytest.mark.brokers
 def test_acks_say_where_the_broker_put_each_message(single):
-    acks = contract.produce(single, 20)
+    acks = produce(single, 20)
     assert sorted((a.partition, a.position) for a in acks) == [(0, n) for n in range(20)]
     probe = single.probe(final=True)
     # No retention in this recipe: nothing to report, and no floor to name messages by.
@@ -135,7 +108,7 @@ def test_acks_say_where_the_broker_put_each_message(single):
 
 @pytest.mark.brokers
 def test_a_rejected_message_goes_to_the_end_and_counts_its_attempts(single):
-    contract.produce(single, 5)
+    produce(single, 5)
     consumer = single.consumer(0)
     try:
         first = receive(consumer, 5)
@@ -163,7 +136,7 @@ def test_a_rejected_message_goes_to_the_end_and_counts_its_attempts(single):
 
 @pytest.mark.brokers
 def test_kept_dead_letters_outlive_the_run(single):
-    contract.produce(single, 5)
+    produce(single, 5)
     consumer = single.consumer(0)
     try:
         batch = receive(consumer, 5)
@@ -204,14 +177,14 @@ def test_kept_dead_letters_outlive_the_run(single):
 
 @pytest.mark.brokers
 def test_a_consumer_behind_retention_moves_on_to_the_oldest_kept(squeezed):
-    contract.produce(squeezed, 10)
+    produce(squeezed, 10)
     consumer = squeezed.consumer(0)
     try:
         consumer.ack(receive(consumer, 10))
     finally:
         consumer.close()  # committed at offset 10
     for first in range(10, 1010, 100):
-        contract.produce(squeezed, 100, first=first)
+        produce(squeezed, 100, first=first)
         time.sleep(0.1)  # segments roll by time: let a few of them fill
     deadline = time.monotonic() + 60
     floor = 0
@@ -236,7 +209,7 @@ def test_a_consumer_behind_retention_moves_on_to_the_oldest_kept(squeezed):
 
 @pytest.mark.brokers
 def test_close_commits_what_was_acked(single):
-    contract.produce(single, 100)
+    produce(single, 100)
     consumer = single.consumer(0)
     try:
         batch = receive(consumer, 60)
@@ -249,7 +222,7 @@ def test_close_commits_what_was_acked(single):
 
 @pytest.mark.brokers
 def test_receive_does_not_wait_for_a_full_batch(single):
-    contract.produce(single, 1)
+    produce(single, 1)
     consumer = single.consumer(0)
     try:
         receive(consumer, 0, timeout=0)
@@ -264,7 +237,7 @@ def test_receive_does_not_wait_for_a_full_batch(single):
 
 @pytest.mark.brokers
 def test_clients_stay_quiet_and_teardown_deletes_the_topic(single, capfd):
-    contract.produce(single, 50)
+    produce(single, 50)
     consumer = single.consumer(0)
     try:
         consumer.ack(receive(consumer, 50))

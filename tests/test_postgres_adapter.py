@@ -14,7 +14,7 @@ from lab import messages
 from lab.brokers import adapter_for
 from lab.brokers.base import DeadLetterInfo, RunSpec
 from lab.recipes import parse
-from tests.test_adapters import drain, dropped_ids, produce
+from tests.adapter_helpers import drain, dropped_ids, new_adapter, produce, provisioned
 
 pytestmark = pytest.mark.brokers
 
@@ -24,11 +24,7 @@ def make_adapter(session_lab):
     made = []
 
     def make(**recipe):
-        recipe = parse({"consumers": {"prefetch": 50}, **recipe}, "postgres")
-        spec = RunSpec(
-            "t" + uuid.uuid4().hex[:8], "postgres", session_lab.endpoint("postgres"), recipe
-        )
-        adapter = adapter_for(spec)
+        adapter = new_adapter(session_lab, "postgres", {"consumers": {"prefetch": 50}, **recipe})
         adapter.provision()
         made.append(adapter)
         return adapter
@@ -389,9 +385,7 @@ def test_a_long_run_id_still_gets_distinct_tables_and_a_channel(session_lab):
     run_id = "20250101-000000-" + "a-recipe-name-long-enough-to-pass-the-limit-" + uuid.uuid4().hex
     recipe = parse({"retention": {"max_age": "60s"}}, "long")
     spec = RunSpec(run_id, "postgres", session_lab.endpoint("postgres"), recipe)
-    adapter = adapter_for(spec)
-    adapter.provision()
-    try:
+    with provisioned(adapter_for(spec)) as adapter:
         names = [pg_name(spec), dlq_table(spec), pg_name(spec, "_enqueued_at")]
         assert len(set(names)) == 3 and all(len(n) <= 63 for n in names)
         assert all(table_exists(adapter, n) for n in names)
@@ -406,7 +400,4 @@ def test_a_long_run_id_still_gets_distinct_tables_and_a_channel(session_lab):
         assert [letter.seq for letter in adapter.dead_letters(10)] == [0]
         assert adapter.redrive() == 1
         assert adapter.probe(final=True).depth == 1
-    finally:
-        adapter.teardown()
-        adapter.close()
     assert not any(table_exists(adapter, n) for n in names)

@@ -3,56 +3,41 @@ returned messages, a broker that dies under its clients, attempts counted by rep
 retention by age and dead letters on quorum queues."""
 
 import time
-import uuid
 
 import pytest
 
 from lab import messages
 from lab.brokers import adapter_for
-from lab.brokers.base import BrokerError, DeadLetterInfo, RunSpec
-from lab.recipes import parse
-from tests.test_adapters import drain, dropped_ids, lab_messages, produce, wait_depth
+from lab.brokers.base import BrokerError, DeadLetterInfo
+from tests.adapter_helpers import (
+    drain,
+    dropped_ids,
+    lab_messages,
+    new_adapter,
+    produce,
+    provisioned,
+    receive,
+    wait_depth,
+)
 
 pytestmark = pytest.mark.brokers
 
 
 def make_adapter(session_lab, retention=None, **rabbitmq):
-    recipe = parse(
-        {"consumers": {"prefetch": 50}, "rabbitmq": rabbitmq, "retention": retention or {}},
-        "rabbitmq",
-    )
-    spec = RunSpec("t" + uuid.uuid4().hex[:8], "rabbitmq", session_lab.endpoint("rabbitmq"), recipe)
-    return adapter_for(spec)
+    recipe = {"consumers": {"prefetch": 50}, "rabbitmq": rabbitmq, "retention": retention or {}}
+    return new_adapter(session_lab, "rabbitmq", recipe)
 
 
 @pytest.fixture(params=["classic", "quorum"])
 def adapter(request, session_lab):
-    adapter = make_adapter(session_lab, queue_type=request.param)
-    adapter.provision()
-    try:
+    with provisioned(make_adapter(session_lab, queue_type=request.param)) as adapter:
         yield adapter
-    finally:
-        adapter.teardown()
-        adapter.close()
 
 
 @pytest.fixture
 def quorum(session_lab):
-    adapter = make_adapter(session_lab, queue_type="quorum")
-    adapter.provision()
-    try:
+    with provisioned(make_adapter(session_lab, queue_type="quorum")) as adapter:
         yield adapter
-    finally:
-        adapter.teardown()
-        adapter.close()
-
-
-def receive(consumer, want, timeout=20.0):
-    got = []
-    deadline = time.monotonic() + timeout
-    while len(got) < want and time.monotonic() < deadline:
-        got += consumer.receive(want - len(got), 0.5)
-    return got
 
 
 def test_quorum_produce_consume_and_redeliver(quorum):
@@ -78,9 +63,11 @@ def test_quorum_produce_consume_and_redeliver(quorum):
     assert wait_depth(quorum, 0) == 0
 
 
-def test_quorum_attempts_count_up_after_reject(quorum):
-    produce(quorum, 1)
-    consumer = quorum.consumer(0)
+def test_attempts_count_up_after_reject(adapter):
+    """A quorum queue counts deliveries; a classic queue counts nothing, so reject()
+    republishes with the attempt in a header. The consumer sees the same either way."""
+    produce(adapter, 1)
+    consumer = adapter.consumer(0)
     try:
         seen = []
         for _ in range(3):
@@ -93,6 +80,8 @@ def test_quorum_attempts_count_up_after_reject(quorum):
     finally:
         consumer.close()
     assert seen == [1, 2, 3, 4]
+    assert messages.decode(delivery.payload).seq == 0
+    assert wait_depth(adapter, 0) == 0, "each original was acked once its copy was confirmed"
 
 
 def test_out_of_order_acks_settle_everything(adapter):
@@ -177,6 +166,10 @@ def test_clients_fail_and_probe_recovers_when_the_broker_is_killed(session_lab):
     consumer = adapter.consumer(0)
     try:
         assert adapter.probe().depth == 0
+        # RabbitMQ 3.10 logs a durable queue's declaration to disk asynchronously (Mnesia):
+        # a SIGKILL within milliseconds of declare-ok can lose the queue, which this test
+        # saw about one run in twenty. The test is about the clients, not that window.
+        time.sleep(1.0)
         session_lab.runtime.kill("rabbitmq")
         with pytest.raises(BrokerError):
             for _ in range(20):
@@ -200,33 +193,8 @@ def test_clients_fail_and_probe_recovers_when_the_broker_is_killed(session_lab):
 
 @pytest.fixture
 def classic(session_lab):
-    adapter = make_adapter(session_lab, queue_type="classic")
-    adapter.provision()
-    try:
+    with provisioned(make_adapter(session_lab, queue_type="classic")) as adapter:
         yield adapter
-    finally:
-        adapter.teardown()
-        adapter.close()
-
-
-def test_classic_attempts_count_up_after_reject(classic):
-    """Classic queues count nothing: reject() republishes with the attempt in a header."""
-    produce(classic, 1)
-    consumer = classic.consumer(0)
-    try:
-        seen = []
-        for _ in range(3):
-            [delivery] = receive(consumer, 1)
-            seen.append(delivery.attempts)
-            consumer.reject([delivery])
-        [delivery] = receive(consumer, 1)
-        consumer.ack([delivery])
-        seen.append(delivery.attempts)
-    finally:
-        consumer.close()
-    assert seen == [1, 2, 3, 4]
-    assert messages.decode(delivery.payload).seq == 0
-    assert wait_depth(classic, 0) == 0, "each original was acked once its copy was confirmed"
 
 
 def test_classic_counts_a_redelivery_after_a_consumer_died(classic):
@@ -259,9 +227,7 @@ def wait_dropped(adapter, acks, want, timeout=30.0):
 
 
 def test_age_retention_names_expired_messages(session_lab):
-    adapter = make_adapter(session_lab, retention={"max_age": "500ms"})
-    adapter.provision()
-    try:
+    with provisioned(make_adapter(session_lab, retention={"max_age": "500ms"})) as adapter:
         assert adapter.probe().retention_dropped == 0, "a limit and nothing dropped yet"
         settings = adapter.settings()
         assert "x-message-ttl(ms)=500" in settings["retention"]
@@ -273,9 +239,6 @@ def test_age_retention_names_expired_messages(session_lab):
         assert final.detail["dropped_by_reason"] == {"expired": 100}
         assert final.depth == 0
         assert adapter.probe(final=True).dropped == b"", "each drop is named once"
-    finally:
-        adapter.teardown()
-        adapter.close()
 
 
 def test_no_retention_means_no_retention_count(classic):
@@ -298,8 +261,7 @@ def dead_letter_some(adapter, total, doomed, info):
 
 def test_quorum_retention_and_dead_letters(session_lab):
     adapter = make_adapter(session_lab, retention={"max_messages": 50}, queue_type="quorum")
-    adapter.provision()
-    try:
+    with provisioned(adapter):
         acks = produce(adapter, 200)
         dropped, final = wait_dropped(adapter, acks, 150)
         assert dropped == set(range(150)), "drop-head deletes the oldest"
@@ -328,9 +290,6 @@ def test_quorum_retention_and_dead_letters(session_lab):
             consumer.close()
         assert [messages.decode(d.payload).seq for d in back] == [170, 160, 190]
         assert [d.attempts for d in back] == [1, 1, 1], "redriven messages start again"
-    finally:
-        adapter.teardown()
-        adapter.close()
 
 
 def test_classic_redrive_strips_attempts(classic):
