@@ -23,12 +23,15 @@ def run(session_lab, recipe, brokers=ALL, mode="parallel"):
     return result, snapshots
 
 
-def quickstart(duration="8s"):
+WARMUP, DURATION = 2, 8  # seconds, of the quickstart below
+
+
+def quickstart(duration=f"{DURATION}s"):
     return parse(
         {
             "name": "quickstart-test",
             "duration": duration,
-            "warmup": "2s",
+            "warmup": f"{WARMUP}s",
             "rate": {"rate": 400},
             "message": {"size": 100},
         }
@@ -49,7 +52,14 @@ def test_quickstart_every_message_exactly_once(session_lab, mode):
         for kind in ("publish_latency_ms", "e2e_latency_ms"):
             lat = s[kind]
             assert 0 < lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["max"], (broker, kind, lat)
-        assert s["produce_rate"] == pytest.approx(400, rel=0.05), (broker, s["produce_rate"])
+        # The lab sends at the recipe's rate, second by second...
+        sent = result.brokers[broker].per_second["sent"][WARMUP:DURATION]
+        assert sum(sent) / len(sent) == pytest.approx(400, rel=0.02), (broker, sent)
+        # ...and the broker acks them: counted in the second each ack arrived, so an ack up
+        # to `max` late can cross either edge of the measured seconds (a cold Kafka's JIT
+        # held some back 0.5 s here). Beyond that slack, within 5%.
+        slack = 2 * 400 * s["publish_latency_ms"]["max"] / 1000 / (DURATION - WARMUP)
+        assert abs(s["produce_rate"] - 400) <= 0.05 * 400 + slack, (broker, s["produce_rate"])
         assert result.brokers[broker].settings
         assert result.environment["brokers"][broker]
         assert result.environment["clients"][broker]
