@@ -65,3 +65,20 @@ def test_docker_runtime_without_an_engine(settings, tmp_path):
 def test_bad_port_base(settings):
     line = one_line_error(run_lab(settings, "status", LAB_PORT_BASE="lots"))
     assert "LAB_PORT_BASE must be a number" in line
+
+
+def test_state_dir_check_holds_when_brokers_start_at_once(settings):
+    """A restart fault restarts every broker of a run at the same moment, each `up` in its
+    own thread checking the state dir: none of them may see another's check."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lab.runtimes.native import NativeRuntime
+
+    runtime = NativeRuntime(settings)
+
+    def check(_):
+        for _ in range(200):
+            runtime._ensure_state_dir()
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(check, range(8)))  # re-raises the first LabError, if any

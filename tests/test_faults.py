@@ -87,6 +87,21 @@ def test_redis_without_persistence_loses_exactly_what_it_reports(session_lab):
         client.close()
 
 
+def test_a_broker_that_stays_down_still_ends_the_run(session_lab):
+    """Producers catch up after an outage, but not forever: drain_timeout after the end
+    they are stopped, the run ends and says so, and the books still balance."""
+    result, _, _ = run(
+        session_lab,
+        {"duration": "4s", "drain_timeout": "3s", "rate": {"rate": 200}},
+        brokers=["redis"],
+        faults=[(2, Fault("kill"))],
+    )
+    s = assert_accounted(result, "redis")
+    assert 0 < s["acked"] < 200 * 4, s  # what was sent before the kill
+    errors = [e.message for e in result.events if e.kind == "error" and e.broker == "redis"]
+    assert any("stopping them" in m for m in errors), errors
+
+
 def test_pause_shows_up_as_latency_not_loss(session_lab):
     result, _, _ = run(
         session_lab,

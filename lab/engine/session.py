@@ -253,6 +253,18 @@ class Session:
         self._step_running(run)
 
     def _step_running(self, run: BrokerRun) -> None:
+        late = run.elapsed() >= self.recipe.duration + self.recipe.drain_timeout
+        if late and run.live("producer"):
+            # Open loop: a producer sends its whole schedule, catching up after an outage.
+            # A broker that never comes back must not hold the run forever.
+            self._event(
+                "error",
+                f"producers still behind {self.recipe.drain_timeout:g} s after the end: "
+                "stopping them; what they did not send is not in the ledger",
+                run.broker,
+            )
+            with self.lock:
+                run.stop_role("producer")
         if run.producers_done():
             run.phase = "draining"
             run.deadline = time.monotonic() + self.recipe.drain_timeout

@@ -117,7 +117,8 @@ class Recipe:
     brokers: tuple[str, ...] = _f(("kafka", "rabbitmq", "redis", "postgres"))
     duration: float = _f(20.0, min=1, max=24 * 3600, unit="s")
     warmup: float = _f(2.0, min=0, unit="s")
-    # After the producers stop, how long consumers may take to catch up.
+    # After the producers stop, how long consumers may take to catch up; also how long
+    # producers still behind (after an outage) may go on sending past the end.
     drain_timeout: float = _f(30.0, min=0, unit="s")
     durability: str = _f("safe", choices=DURABILITY)
     # Clients reach brokers through the lab's chaos proxy, so network faults can be

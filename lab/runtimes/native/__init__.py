@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import os
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -377,9 +378,10 @@ class NativeRuntime:
         state = self.settings.state_dir
         try:
             state.mkdir(parents=True, exist_ok=True)
-            probe_file = state / ".writable"
-            probe_file.write_text("")
-            probe_file.unlink()
+            # A file of its own name: `up`s in other threads (a restart fault on each
+            # broker) probe the same dir at the same moment.
+            with tempfile.TemporaryFile(dir=state):
+                pass
             for broker in self.brokers.values():
                 broker.dir.mkdir(exist_ok=True)
             if os.geteuid() == 0:
