@@ -178,7 +178,7 @@ def dead_letter_headers(info: DeadLetterInfo, first_failure: float | None) -> He
     ]
 
 
-# --- publishing, browsing and redriving (confluent-kafka) ----------------------------------
+# --- a consumer's retries and dead letters, for both clients -----------------------------
 
 
 class RetryingConsumer(ConsumerClient):
@@ -227,6 +227,9 @@ class RetryingConsumer(ConsumerClient):
             for d, info in mine
         )
         self.ack([d for d, _ in mine])
+
+
+# --- publishing, browsing and redriving (confluent-kafka) ----------------------------------
 
 
 def publish(producer: confluent_kafka.Producer, records: Iterable[Record], timeout: float) -> int:
