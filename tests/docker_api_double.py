@@ -29,7 +29,17 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from lab.runtimes.native.kafka import pinned_version
+
 API_VERSION = "1.45"
+# The official images and tags the runtime must ask for, written out here rather than
+# read from the runtime, so a changed tag is a failing test, not a silent change.
+IMAGES = {
+    "kafka": f"apache/kafka:{pinned_version()}",
+    "rabbitmq": "rabbitmq:4.1-management",
+    "redis": "redis:7.4",
+    "postgres": "postgres:17",
+}
 
 
 @contextmanager

@@ -2,7 +2,6 @@
 pulled, a port or a name taken, a container that dies while starting, Ctrl-C. And what
 `lab doctor` says about Docker. Against the Docker Engine API double."""
 
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,32 +12,8 @@ import pytest
 from lab.errors import LabError
 from lab.runtimes import BrokerState, get_runtime
 from lab.runtimes.docker import DockerRuntime
-from lab.runtimes.native.kafka import pinned_version
-from tests.docker_api_double import DockerDouble, socket_dir
-from tests.helpers import isolated_settings, lab_env, run_lab
-
-IMAGES = {
-    "kafka": f"apache/kafka:{pinned_version()}",
-    "rabbitmq": "rabbitmq:4.1-management",
-    "redis": "redis:7.4",
-    "postgres": "postgres:17",
-}
-
-
-@pytest.fixture
-def engine(monkeypatch):
-    with socket_dir() as path, DockerDouble(path / "docker.sock") as double:
-        monkeypatch.setenv("DOCKER_HOST", double.url)
-        yield double
-
-
-@pytest.fixture
-def settings():
-    """A state dir of its own; nothing listens on its ports, so readiness fails fast."""
-    s = isolated_settings(port_base=31000)
-    yield s
-    shutil.rmtree(s.state_dir, ignore_errors=True)
-
+from tests.docker_api_double import IMAGES
+from tests.helpers import lab_env, run_lab
 
 # --- clear errors -----------------------------------------------------------------------
 

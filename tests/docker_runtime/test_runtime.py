@@ -8,7 +8,6 @@ readiness waits on real brokers.
 """
 
 import json
-import shutil
 import stat
 import threading
 import time
@@ -20,37 +19,15 @@ from lab.errors import LabError
 from lab.runtimes import BrokerState
 from lab.runtimes.docker import DockerRuntime
 from lab.runtimes.docker_containers import CONFIG_LABEL, STATE_LABEL
-from lab.runtimes.native.kafka import pinned_version
 from lab.runtimes.services import BROKER_LABEL
-from tests.docker_api_double import DockerDouble, socket_dir
-from tests.helpers import isolated_settings, run_lab
+from tests.docker_api_double import IMAGES
+from tests.helpers import run_lab
 
-IMAGES = {
-    "kafka": f"apache/kafka:{pinned_version()}",
-    "rabbitmq": "rabbitmq:4.1-management",
-    "redis": "redis:7.4",
-    "postgres": "postgres:17",
-}
 PASSWORD_VARIABLES = {
     "rabbitmq": "RABBITMQ_DEFAULT_PASS",
     "redis": "REDIS_PASSWORD",
     "postgres": "POSTGRES_PASSWORD",
 }
-
-
-@pytest.fixture
-def engine(monkeypatch):
-    with socket_dir() as path, DockerDouble(path / "docker.sock") as double:
-        monkeypatch.setenv("DOCKER_HOST", double.url)
-        yield double
-
-
-@pytest.fixture
-def settings():
-    """A state dir of its own; nothing listens on its ports, so readiness fails fast."""
-    s = isolated_settings(port_base=31000)
-    yield s
-    shutil.rmtree(s.state_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
