@@ -5,7 +5,9 @@ which one they are talking to.
 """
 
 import os
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Protocol
 
 from lab import BROKERS
@@ -70,6 +72,39 @@ def check_brokers(names: Sequence[str]) -> list[str]:
         if name not in BROKERS:
             raise unknown_choice("broker", name, BROKERS)
     return list(dict.fromkeys(names)) or list(BROKERS)
+
+
+# Starts one broker: (name, cancel, started). It appends the name to `started` once it
+# has created something that must be removed if the user interrupts, and gives up when
+# `cancel` is set.
+StartOne = Callable[[str, threading.Event, list[str]], None]
+
+
+def start_in_parallel(
+    names: Sequence[str], start_one: StartOne, on_interrupt: Callable[[list[str]], None]
+) -> None:
+    """Start the brokers at once, each in its own thread. Ctrl-C cancels them all and hands
+    what was started, if anything, to `on_interrupt` before it goes on; failures become
+    one LabError."""
+    cancel = threading.Event()
+    started: list[str] = []
+    pool = ThreadPoolExecutor(len(names), thread_name_prefix="lab-up")
+    futures = [pool.submit(start_one, n, cancel, started) for n in names]
+    try:
+        pending = set(futures)
+        while pending:  # short waits, so Ctrl-C reaches the main thread at once
+            _, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
+    except KeyboardInterrupt:
+        cancel.set()
+        wait(futures)
+        pool.shutdown()
+        if started:
+            on_interrupt(started)
+        raise
+    pool.shutdown()
+    errors = [str(f.exception()) for f in futures if f.exception()]
+    if errors:
+        raise LabError("; ".join(errors))
 
 
 def choose_runtime(

@@ -10,7 +10,8 @@ protocol (lab/probes.py), as with the native runtime.
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import docker
 import requests
@@ -21,7 +22,13 @@ from lab import BROKERS
 from lab.endpoints import Endpoint
 from lab.errors import LabError
 from lab.probes import probe
-from lab.runtimes import BrokerStatus, Progress, ResourceStats, check_brokers
+from lab.runtimes import (
+    BrokerStatus,
+    Progress,
+    ResourceStats,
+    check_brokers,
+    start_in_parallel,
+)
 from lab.runtimes import docker_engine as engine
 from lab.runtimes.docker_containers import CONFIG_LABEL, LabContainers, is_up
 from lab.runtimes.services import BROKER_LABEL, START_TIMEOUTS, endpoint
@@ -64,24 +71,7 @@ class DockerRuntime:
         names = check_brokers(brokers)
         self.client  # noqa: B018  (no engine: one clear error before any work)
         say = progress or (lambda _broker, _msg: None)
-        cancel = threading.Event()
-        started: list[str] = []
-        pool = ThreadPoolExecutor(len(names), thread_name_prefix="lab-docker-up")
-        futures = {pool.submit(self._up_one, n, say, cancel, started): n for n in names}
-        try:
-            pending = set(futures)
-            while pending:  # short waits, so Ctrl-C reaches the main thread at once
-                _, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
-        except KeyboardInterrupt:
-            cancel.set()
-            wait(futures)
-            pool.shutdown()
-            self.down(started)
-            raise
-        pool.shutdown()
-        errors = [str(f.exception()) for f in futures if f.exception()]
-        if errors:
-            raise LabError("; ".join(errors))
+        start_in_parallel(names, partial(self._up_one, say=say), self.down)
         return self.status(names, sample_seconds=0)
 
     def down(self, brokers: Sequence[str]) -> None:
@@ -218,7 +208,7 @@ class DockerRuntime:
     # --- starting -------------------------------------------------------------------
 
     def _up_one(
-        self, name: str, say: Progress, cancel: threading.Event, started: list[str]
+        self, name: str, cancel: threading.Event, started: list[str], say: Progress
     ) -> None:
         request = self.containers.request(name)
         container = self.containers.find(name)

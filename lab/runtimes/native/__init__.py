@@ -16,8 +16,9 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
+from functools import partial
 from pathlib import Path
 
 import psutil
@@ -25,7 +26,14 @@ import psutil
 from lab.endpoints import Endpoint
 from lab.errors import LabError
 from lab.probes import probe
-from lab.runtimes import BrokerState, BrokerStatus, Progress, ResourceStats, check_brokers
+from lab.runtimes import (
+    BrokerState,
+    BrokerStatus,
+    Progress,
+    ResourceStats,
+    check_brokers,
+    start_in_parallel,
+)
 from lab.runtimes.native import processes as ps
 from lab.runtimes.native.kafka import KafkaBroker
 from lab.runtimes.native.postgres import PostgresBroker
@@ -64,28 +72,14 @@ class NativeRuntime:
         if problems:
             raise LabError("; ".join(problems))
         say = progress or (lambda _broker, _msg: None)
-        cancel = threading.Event()
-        started: list[str] = []
-        pool = ThreadPoolExecutor(len(names), thread_name_prefix="lab-up")
-        futures = {pool.submit(self._up_one, n, say, cancel, started): n for n in names}
-        try:
-            # A short wait in a loop, so Ctrl-C reaches the main thread at once.
-            pending = set(futures)
-            while pending:
-                _, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
-        except KeyboardInterrupt:
-            cancel.set()
-            wait(futures)
-            pool.shutdown()
+
+        def interrupted(started: list[str]) -> None:
             # Brokers still booting: no data worth a graceful stop, and the user is waiting.
             for name in started:
                 with self._lock(name):
                     self._clear(name)
-            raise
-        pool.shutdown()
-        errors = [str(f.exception()) for f in futures if f.exception()]
-        if errors:
-            raise LabError("; ".join(errors))
+
+        start_in_parallel(names, partial(self._up_one, say=say), interrupted)
         return self.status(names, sample_seconds=0)
 
     def down(self, brokers: Sequence[str]) -> None:
@@ -251,7 +245,7 @@ class NativeRuntime:
             return BrokerState.KILLED, None, reason
 
     def _up_one(
-        self, name: str, say: Progress, cancel: threading.Event, started: list[str]
+        self, name: str, cancel: threading.Event, started: list[str], say: Progress
     ) -> None:
         broker = self.brokers[name]
         with self._lock(name):
