@@ -66,6 +66,17 @@ def receive(consumer, want, timeout=30.0):
     return got
 
 
+def dead_letter_some(adapter, total, doomed, info, consumer_id=0):
+    """Receive `total` messages; dead-letter the seqs in `doomed` in that order, ack the rest."""
+    consumer = adapter.consumer(consumer_id)
+    try:
+        by_seq = {messages.decode(d.payload).seq: d for d in receive(consumer, total)}
+        consumer.dead_letter([(by_seq[s], info) for s in doomed])
+        consumer.ack([d for s, d in by_seq.items() if s not in doomed])
+    finally:
+        consumer.close()
+
+
 def drain(consumer, want, timeout=30.0, ack=True):
     """Receive until `want` deliveries arrived; return their sequence numbers."""
     seqs = []

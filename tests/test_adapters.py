@@ -10,6 +10,7 @@ from lab.brokers import adapter_for
 from lab.brokers.base import DeadLetterInfo, RunSpec
 from lab.recipes import parse
 from tests.adapter_helpers import (
+    dead_letter_some,
     drain,
     dropped_ids,
     new_adapter,
@@ -149,16 +150,8 @@ def test_retention_names_what_it_deleted(retention_adapter):
 
 def test_dead_letters_browse_and_redrive(adapter):
     produce(adapter, 10)
-    consumer = adapter.consumer(0)
-    try:
-        batch = receive(consumer, 10, timeout=20)
-        by_seq = {messages.decode(d.payload).seq: d for d in batch}
-        doomed = [by_seq[s] for s in (2, 5, 7)]
-        info = DeadLetterInfo("poison: processing failed", 3, 1000.0, 1002.5)
-        consumer.dead_letter([(d, info) for d in doomed])
-        consumer.ack([d for s, d in by_seq.items() if s not in (2, 5, 7)])
-    finally:
-        consumer.close()
+    info = DeadLetterInfo("poison: processing failed", 3, 1000.0, 1002.5)
+    dead_letter_some(adapter, 10, [2, 5, 7], info)
     assert wait_depth(adapter, 0) == 0, "dead letters left the main queue"
     letters = adapter.dead_letters(100)
     assert sorted(letter.seq for letter in letters) == [2, 5, 7]
@@ -188,12 +181,7 @@ def test_teardown_can_keep_dead_letters(session_lab):
         adapter = adapter_for(spec)
         adapter.provision()
         produce(adapter, 1)
-        consumer = adapter.consumer(0)
-        try:
-            batch = receive(consumer, 1, timeout=20)
-            consumer.dead_letter([(batch[0], DeadLetterInfo("test", 1, 1.0, 1.0))])
-        finally:
-            consumer.close()
+        dead_letter_some(adapter, 1, [0], DeadLetterInfo("test", 1, 1.0, 1.0))
         adapter.teardown(keep_dead_letters=True)
         adapter.close()
         again = adapter_for(spec)  # as `lab dlq` does, later, from another process

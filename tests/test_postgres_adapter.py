@@ -14,7 +14,15 @@ from lab import messages
 from lab.brokers import adapter_for
 from lab.brokers.base import DeadLetterInfo, RunSpec
 from lab.recipes import parse
-from tests.adapter_helpers import drain, dropped_ids, new_adapter, produce, provisioned
+from tests.adapter_helpers import (
+    dead_letter_some,
+    drain,
+    dropped_ids,
+    new_adapter,
+    produce,
+    provisioned,
+    receive,
+)
 
 pytestmark = pytest.mark.brokers
 
@@ -202,14 +210,6 @@ def table_exists(adapter, name):
     return oid is not None
 
 
-def claim(consumer, count):
-    batch = []
-    deadline = time.monotonic() + 20
-    while len(batch) < count and time.monotonic() < deadline:
-        batch += consumer.receive(count - len(batch), 0.5)
-    return batch
-
-
 def test_age_retention_names_the_expired_rows(make_adapter):
     adapter = make_adapter(retention={"max_age": "60s"})
     assert adapter.probe().retention_dropped == 0
@@ -242,7 +242,7 @@ def test_retention_leaves_rows_a_consumer_holds_until_it_lets_go(make_adapter):
     backdate(adapter, 3600)
     consumer = adapter.consumer(0)
     try:
-        held = claim(consumer, 20)
+        held = receive(consumer, 20)
         assert seqs_of(held) == list(range(20))
         # A job that waited for the claim would never return while the claim is open.
         thread, result = in_thread(adapter.probe, True)
@@ -277,7 +277,7 @@ def test_two_consumers_dead_letter_from_their_own_claims(make_adapter):
     first, second = adapter.consumer(0), adapter.consumer(1)
     info = DeadLetterInfo("poison: processing failed", 3, 1000.0, 1002.5)
     try:
-        mine, theirs = claim(first, 10), claim(second, 10)  # both claims stay open
+        mine, theirs = receive(first, 10), receive(second, 10)  # both claims stay open
         assert not set(seqs_of(mine)) & set(seqs_of(theirs))
         doomed = set()
         for consumer, batch in ((first, mine), (second, theirs)):
@@ -304,9 +304,9 @@ def test_first_failure_is_the_first_reject_whichever_consumer_gives_up(make_adap
     first, second = adapter.consumer(0), adapter.consumer(1)
     try:
         before = time.time()
-        first.reject(claim(first, 1))
+        first.reject(receive(first, 1))
         after = time.time()
-        [again] = claim(second, 1)
+        [again] = receive(second, 1)
         assert again.attempts == 2
         # The second consumer saw one failure only, later than the first one.
         own = DeadLetterInfo("poison", 1, after + 5, after + 6)
@@ -326,7 +326,7 @@ def test_redrive_then_consume(make_adapter, consume):
     produce(adapter, 5)
     consumer = adapter.consumer(0)
     try:
-        batch = claim(consumer, 5)
+        batch = receive(consumer, 5)
         consumer.dead_letter([(d, DeadLetterInfo("poison", 3, 1.0, 2.0)) for d in batch])
         assert adapter.probe(final=True).dead_letters == 5
         # Idle skip-locked consumers sleep on LISTEN: the redrive must wake them.
@@ -336,7 +336,7 @@ def test_redrive_then_consume(make_adapter, consume):
             assert adapter.redrive() == 5
             woken = list(listener.notifies(timeout=30, stop_after=1))
         assert [n.channel for n in woken] == [adapter.spec.table]
-        back = claim(consumer, 5)
+        back = receive(consumer, 5)
         assert seqs_of(back) == list(range(5))
         assert all(d.attempts == 1 for d in back), "attempts start again"
         consumer.ack(back)
@@ -350,13 +350,7 @@ def test_redrive_then_consume(make_adapter, consume):
 def test_a_later_instance_browses_redrives_and_tears_down(make_adapter):
     adapter = make_adapter(retention={"max_age": "60s"})
     produce(adapter, 3)
-    consumer = adapter.consumer(0)
-    try:
-        [doomed, *rest] = claim(consumer, 3)
-        consumer.dead_letter([(doomed, DeadLetterInfo("test", 1, 1.0, 1.0))])
-        consumer.ack(rest)
-    finally:
-        consumer.close()
+    dead_letter_some(adapter, 3, [0], DeadLetterInfo("test", 1, 1.0, 1.0))
     produce(adapter, 2, first=3)
     adapter.teardown(keep_dead_letters=True)
     adapter.close()
@@ -390,13 +384,7 @@ def test_a_long_run_id_still_gets_distinct_tables_and_a_channel(session_lab):
         assert len(set(names)) == 3 and all(len(n) <= 63 for n in names)
         assert all(table_exists(adapter, n) for n in names)
         produce(adapter, 3)
-        consumer = adapter.consumer(0)
-        try:
-            [doomed, *rest] = claim(consumer, 3)
-            consumer.dead_letter([(doomed, DeadLetterInfo("test", 1, 1.0, 1.0))])
-            consumer.ack(rest)
-        finally:
-            consumer.close()
+        dead_letter_some(adapter, 3, [0], DeadLetterInfo("test", 1, 1.0, 1.0))
         assert [letter.seq for letter in adapter.dead_letters(10)] == [0]
         assert adapter.redrive() == 1
         assert adapter.probe(final=True).depth == 1

@@ -10,6 +10,7 @@ from lab import messages
 from lab.brokers import adapter_for
 from lab.brokers.base import BrokerError, DeadLetterInfo
 from tests.adapter_helpers import (
+    dead_letter_some,
     drain,
     dropped_ids,
     lab_messages,
@@ -246,17 +247,6 @@ def test_no_retention_means_no_retention_count(classic):
     probe = classic.probe(final=True)
     assert probe.retention_dropped is None and probe.dropped == b""
     assert classic.settings()["retention"] == "none"
-
-
-def dead_letter_some(adapter, total, doomed, info):
-    """Receive `total` messages; dead-letter the seqs in `doomed` in that order, ack the rest."""
-    consumer = adapter.consumer(0)
-    try:
-        by_seq = {messages.decode(d.payload).seq: d for d in receive(consumer, total)}
-        consumer.dead_letter([(by_seq[s], info) for s in doomed])
-        consumer.ack([d for s, d in by_seq.items() if s not in doomed])
-    finally:
-        consumer.close()
 
 
 def test_quorum_retention_and_dead_letters(session_lab):
