@@ -2,6 +2,7 @@
 
 import os
 
+import psutil
 import pytest
 
 from lab.runtimes import BrokerState
@@ -63,7 +64,10 @@ def test_stats_and_logs(fresh_lab):
 def test_crash_outside_the_lab_is_reported_and_cleaned(fresh_lab):
     """A broker that dies on its own leaves a stale pid file: status notices and cleans it."""
     [status] = fresh_lab.up(["redis"])
+    redis = psutil.Process(status.pid)
     os.kill(status.pid, 9)
+    # SIGKILL takes a moment to end a process; until then status rightly says unhealthy.
+    redis.wait(10)
     after = state_of(fresh_lab, "redis")
     assert after.state is BrokerState.KILLED
     assert "exited unexpectedly" in after.detail
