@@ -20,9 +20,8 @@ from pathlib import Path
 import psycopg
 
 from bench.common import isolated_runtime
+from lab.brokers.postgres.native import _bindir
 from lab.runtimes.native import NativeRuntime
-from lab.runtimes.native.kafka import KafkaBroker
-from lab.runtimes.native.postgres import _bindir
 
 TOOLS_POM = Path(__file__).parent / "tools" / "pom.xml"
 
@@ -58,7 +57,7 @@ def kafka(runtime: NativeRuntime, size: int, seconds: float) -> float:
     admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)])[topic].result(30)
     records = int(seconds * 150_000)  # enough for about `seconds` at this machine's speed
     out = _java(
-        KafkaBroker(runtime.settings).classpath,
+        runtime.brokers["kafka"].classpath,
         "org.apache.kafka.tools.ProducerPerformance",
         "--topic",
         topic,

@@ -14,7 +14,7 @@ import statistics
 import time
 
 from bench.common import isolated_runtime
-from lab import BROKERS
+from lab import brokers as registry
 from lab.runtimes.native import NativeRuntime
 
 
@@ -26,7 +26,7 @@ def timed_up(runtime: NativeRuntime) -> tuple[float, dict[str, float]]:
         if message.startswith("healthy"):
             healthy[broker] = time.monotonic() - t0
 
-    runtime.up(list(BROKERS), progress)
+    runtime.up(list(registry.default_names()), progress)
     return time.monotonic() - t0, healthy
 
 
@@ -40,8 +40,10 @@ def main() -> None:
     with isolated_runtime(args.port_base) as runtime:
         cold_total, cold = timed_up(runtime)
         time.sleep(args.settle)
-        idle = {s.broker: s for s in runtime.status(list(BROKERS), sample_seconds=1.0)}
-        warm_totals, warm = [], {b: [] for b in BROKERS}
+        idle = {
+            s.broker: s for s in runtime.status(list(registry.default_names()), sample_seconds=1.0)
+        }
+        warm_totals, warm = [], {b: [] for b in registry.default_names()}
         for _ in range(args.rounds):
             runtime.down([])
             total, per_broker = timed_up(runtime)
@@ -54,7 +56,7 @@ def main() -> None:
         "| idle RSS (MiB) | idle CPU (%) | version |"
     )
     print("|---|---:|---:|---:|---:|---|")
-    for broker in BROKERS:
+    for broker in registry.default_names():
         s = idle[broker]
         print(
             f"| {broker} | {cold[broker]:.1f} | {statistics.median(warm[broker]):.1f} "

@@ -3,12 +3,11 @@
 from dataclasses import dataclass, field, replace
 from urllib.parse import quote
 
-SCHEMES = {"kafka": "kafka", "rabbitmq": "amqp", "redis": "redis", "postgres": "postgresql"}
-
 
 @dataclass(frozen=True)
 class Endpoint:
     broker: str
+    scheme: str  # of its URL: kafka, amqp, redis, postgresql...
     host: str
     port: int
     username: str | None = None
@@ -25,7 +24,7 @@ class Endpoint:
                 auth += ":" + password
             auth += "@"
         path = "/" + quote(self.path, safe="") if self.path else ""
-        return f"{SCHEMES[self.broker]}://{auth}{self.host}:{self.port}{path}"
+        return f"{self.scheme}://{auth}{self.host}:{self.port}{path}"
 
     @property
     def url(self) -> str:

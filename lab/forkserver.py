@@ -9,13 +9,14 @@ import functools
 import multiprocessing
 import multiprocessing.context
 
-_PRELOAD = ["lab.engine.worker", "confluent_kafka", "pika", "redis", "psycopg", "hdrh.histogram"]
+from lab import brokers as registry
 
 
 @functools.cache
 def context() -> multiprocessing.context.BaseContext:
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(_PRELOAD)
+    # Each broker names the client libraries its workers use.
+    ctx.set_forkserver_preload(["lab.engine.worker", "hdrh.histogram", *registry.preload_modules()])
     return ctx
 
 

@@ -61,7 +61,7 @@ class Event:
 @dataclass(frozen=True)
 class BrokerSnapshot:
     broker: str
-    phase: str  # waiting | provisioning | warmup | running | draining | done | failed
+    phase: str  # a lab.engine.phases.Phase
     state: str  # the runtime's view: healthy, killed, paused, ...
     producers: int = 0
     consumers: int = 0
@@ -81,6 +81,8 @@ class BrokerSnapshot:
     last_error: str = ""
     cpu_percent: float | None = None
     rss_bytes: int | None = None
+    # Network faults in force: action -> its arguments ({"latency": {"ms": 200, ...}}).
+    network: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -112,6 +114,7 @@ class BrokerSnapshot:
             "errors": self.errors,
             "cpu_percent": self.cpu_percent,
             "rss_bytes": self.rss_bytes,
+            "network": self.network,
         }
 
 
@@ -123,7 +126,7 @@ class Snapshot:
     seq: int
     t: float  # seconds since the run started
     duration: float
-    phase: str  # the run's: starting | running | draining | done | failed
+    phase: str  # the run's: starting | running | draining | done (lab.engine.phases)
     brokers: tuple[BrokerSnapshot, ...]
     events: tuple[Event, ...] = ()  # new since the previous snapshot
 
@@ -132,4 +135,4 @@ class Snapshot:
 
     @property
     def done(self) -> bool:
-        return self.phase in ("done", "failed")
+        return self.phase == "done"

@@ -9,28 +9,18 @@ user's everyday lab never share a port or a directory:
 """
 
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab import brokers as registry
 from lab.errors import LabError
 
 DEFAULT_PORT_BASE = 17000
-
-# Offsets inside the lab's port block. They echo each broker's standard port (9092,
-# 5672, 6379, 5432) so a user can tell them apart, while staying out of the way of the
-# system services on those standard ports.
-PORT_OFFSETS = {
-    "kafka": 92,
-    "kafka-controller": 93,
-    "kafka-proxied": 94,
-    "rabbitmq": 672,
-    "rabbitmq-dist": 673,
-    "rabbitmq-epmd": 369,
-    "redis": 379,
-    "postgres": 432,
-}
-# Chaos proxies listen PROXY_SHIFT above the broker's own port.
+# Each broker has offsets inside the lab's port block (its plugin's `ports`): away from
+# the system services on the standard ports. Chaos proxies listen PROXY_SHIFT above.
 PROXY_SHIFT = 1000
+PORT_BLOCK = 2 * PROXY_SHIFT  # what one lab's ports span, proxies included
 
 
 def _default_state_dir() -> Path:
@@ -67,16 +57,56 @@ class Settings:
         )
 
     def port(self, name: str) -> int:
-        return self.port_base + PORT_OFFSETS[name]
+        """A port of the lab's block, by its name in a broker's plugin."""
+        return self.port_base + registry.port_offsets()[name]
+
+    def client_port(self, broker: str) -> int:
+        """Where the broker's clients connect."""
+        return self.port(registry.get(broker).client_port)
 
     def proxy_port(self, broker: str) -> int:
-        return self.port(broker) + PROXY_SHIFT
+        return self.client_port(broker) + PROXY_SHIFT
 
     def proxy_route(self, broker: str) -> tuple[int, str, int]:
-        """(listen port, upstream host, upstream port) of the broker's chaos proxy. Kafka's
-        proxy forwards to the listener that advertises the proxy's own port."""
-        upstream = self.port("kafka-proxied" if broker == "kafka" else broker)
+        """(listen port, upstream host, upstream port) of the broker's chaos proxy."""
+        plugin = registry.get(broker)
+        upstream = self.port(plugin.proxy_upstream or plugin.client_port)
         return self.proxy_port(broker), "127.0.0.1", upstream
+
+    def lab_ports(self) -> set[int]:
+        """Every port this lab's brokers and proxies may listen on."""
+        ports = {self.port_base + off for off in registry.port_offsets().values()}
+        return ports | {p + PROXY_SHIFT for p in ports}
 
     def broker_dir(self, broker: str) -> Path:
         return self.state_dir / broker
+
+    def ensure_state_dir(self) -> Path:
+        """The state dir, created if this is the lab's first command on the machine."""
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LabError(
+                f"the state dir {self.state_dir} cannot be created ({exc.strerror}): "
+                "set LAB_STATE_DIR to a directory you can write"
+            ) from None
+        return self.state_dir
+
+    def secret(self, broker: str) -> str:
+        """The broker's generated password, created on first use, readable by the owner
+        only. One file per broker, whichever runtime runs it."""
+        path = self.broker_dir(broker) / "secret"
+        try:
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as f:
+                    f.write(secrets.token_urlsafe(18))
+            return path.read_text().strip()
+        except FileExistsError:
+            return path.read_text().strip()  # another lab process created it just now
+        except OSError as exc:
+            raise LabError(
+                f"cannot keep {broker}'s password in {path} ({exc.strerror}): "
+                "set LAB_STATE_DIR to a directory you can write"
+            ) from None

@@ -1,16 +1,15 @@
-import os
 import shutil
 
 import pytest
 
 from lab.runtimes.native import NativeRuntime
-from tests.helpers import isolated_lab, isolated_settings, leftovers
+from tests.helpers import isolated_lab, isolated_settings, leftovers, port_block
 
 
 @pytest.fixture
 def fresh_lab():
     """A native runtime with its own state dir and ports; everything is stopped after."""
-    with isolated_lab(port_base=19000) as settings:
+    with isolated_lab(port_base=port_block("fresh")) as settings:
         yield NativeRuntime(settings)
 
 
@@ -31,10 +30,7 @@ class SessionLab:
 
 @pytest.fixture(scope="session")
 def session_lab():
-    # Test labs use port blocks 19000, 21000, 23000 and this one (each block spans ~1700
-    # ports, all below Linux's ephemeral range). LAB_TEST_PORT_BASE moves this one, so two
-    # runs of the broker tests on one machine keep out of each other's way.
-    settings = isolated_settings(port_base=int(os.environ.get("LAB_TEST_PORT_BASE", "25000")))
+    settings = isolated_settings(port_base=port_block("session"))
     runtime = NativeRuntime(settings)
     try:
         yield SessionLab(runtime)

@@ -5,6 +5,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,9 +14,22 @@ from pathlib import Path
 import psutil
 
 from lab.runtimes.native.processes import MARK_STATE
-from lab.settings import PORT_OFFSETS, PROXY_SHIFT, Settings
+from lab.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "tests" / "data"
+
+
+# Test labs that start brokers each get a block of ports of their own: block n starts at
+# LAB_TEST_PORT_BASE + n * BLOCK (default 19000; a block spans PORT_BLOCK ports, proxies
+# included). A second run of the suite on the same machine moves the base by 14000.
+BLOCK = 2000
+BLOCKS = ("fresh", "cli", "cleanup", "session", "plugin", "first-run")
+
+
+def port_block(name: str) -> int:
+    base = int(os.environ.get("LAB_TEST_PORT_BASE", "19000"))
+    return base + BLOCK * BLOCKS.index(name)
 
 
 def isolated_settings(port_base: int) -> Settings:
@@ -70,8 +85,7 @@ def leftovers(settings: Settings) -> list[str]:
     """Processes the lab started for this state dir that are still alive, found three ways:
     the lab's environment mark, the state dir on the command line, a listener on the
     lab's ports (which catches an epmd or JVM whatever its environment says)."""
-    ports = {settings.port_base + off for off in PORT_OFFSETS.values()}
-    ports |= {p + PROXY_SHIFT for p in ports}
+    ports = settings.lab_ports()
     listeners = set()
     for conn in psutil.net_connections("tcp"):
         if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port in ports:
@@ -89,3 +103,53 @@ def leftovers(settings: Settings) -> list[str]:
         if mine or str(settings.state_dir) in cmdline or proc.pid in listeners:
             found.append(f"{proc.info['name']} (pid {proc.pid})")
     return found
+
+
+class Tmux:
+    """One tmux server of our own (unique socket), killed at the end whatever happens."""
+
+    def __init__(self, width: int, height: int) -> None:
+        assert shutil.which("tmux"), "tmux is not installed: make setup (or apt-get install tmux)"
+        self.socket = f"lab-tui-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.size = (width, height)
+
+    def tmux(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        # An explicit environment, without COLUMNS/LINES: under pytest the C-level environ
+        # has COLUMNS=80 LINES=24 (os.environ does not), and the app would believe them
+        # rather than the pane's real size.
+        env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+        return subprocess.run(
+            ["tmux", "-L", self.socket, *args],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=check,
+            env=env,
+        )
+
+    def start(self, command: str) -> None:
+        width, height = self.size
+        self.tmux("new-session", "-d", "-s", "lab", "-x", str(width), "-y", str(height), command)
+
+    def screen(self) -> str:
+        return self.tmux("capture-pane", "-p", "-t", "lab", check=False).stdout
+
+    def keys(self, *keys: str) -> None:
+        for key in keys:
+            self.tmux("send-keys", "-t", "lab", key)
+
+    def wait_for(self, text: str, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            screen = self.screen()
+            if text in screen:
+                return screen
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} never appeared; the screen:\n{screen}")
+            time.sleep(0.2)
+
+    def alive(self) -> bool:
+        return self.tmux("has-session", "-t", "lab", check=False).returncode == 0
+
+    def kill(self) -> None:
+        self.tmux("kill-server", check=False)

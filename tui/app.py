@@ -7,7 +7,6 @@ Every way out (q, ctrl+c, SIGTERM/SIGHUP, a crash caught by `run_tui`) ends in
 
 import asyncio
 import contextlib
-import dataclasses
 import os
 import signal
 import threading
@@ -17,12 +16,13 @@ from pathlib import Path
 from textual import work
 from textual.app import App
 
+from lab import brokers as registry
 from lab.engine.session import Session
 from lab.export import export
 from lab.forkserver import prestart
 from lab.recipes import Recipe, list_shipped
 from lab.results import RunResult
-from lab.runtimes import BrokerState, BrokerStatus, Progress, Runtime, check_brokers
+from lab.runtimes import BrokerState, BrokerStatus, Progress, Runtime
 from tui.bindings import APP
 from tui.commands import ActionsProvider
 from tui.config import TuiConfig, default_path
@@ -131,12 +131,12 @@ class BrokerLabApp(App[int]):
     def start_run(self, recipe: Recipe, brokers: list[str], mode: str) -> None:
         if self.runtime is None:
             raise RuntimeError("no runtime: this is a replay")
-        names = tuple(check_brokers(brokers))
+        names = tuple(registry.check(brokers))
         session = Session(self.runtime, stop_started_brokers=not self.keep_brokers)
         self.feeds.append(session)
         subscription = session.subscribe()
         session.start(recipe, names, mode)
-        info = RunInfo(names, dataclasses.asdict(recipe), live=True)
+        info = RunInfo(names, recipe.to_dict(), live=True)
         self.push_screen(RunScreen(session, info, subscription))
 
     def back_to_start(self, screen: RunScreen) -> None:

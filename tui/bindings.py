@@ -7,8 +7,10 @@ longer explanation, so Help never needs hand-written text.
 
 from textual.binding import Binding
 
-# Fault keys that ask first (unless the config says `confirm_destructive = false`).
-DESTRUCTIVE = frozenset({"kill", "restart", "partition", "crash-consumer"})
+from lab.faults import ACTIONS
+
+# Fault keys ask first when their action is destructive (lab/faults/actions.py), unless
+# the config says `confirm_destructive = false`.
 
 # First in every screen's list, so the Footer shows them first even at 80 columns.
 COMMON = [
@@ -63,9 +65,10 @@ _SELECT = [
         f"Broker {n}",
         show=False,
         id=f"select-{n}",
-        tooltip=f"Select broker column {n}",
+        tooltip="Select the broker column of that number",
+        group=Binding.Group("Select broker", compact=True),
     )
-    for n in range(1, 5)
+    for n in range(1, 10)
 ]
 
 # In Footer order: what fits in 80 columns comes first, the rest shows on wider terminals.
@@ -74,7 +77,7 @@ RUN = [
     *_SELECT,
     Binding("left", "select_step(-1)", "Previous", show=False, id="select-previous"),
     Binding("right", "select_step(1)", "Next", show=False, id="select-next"),
-    Binding("k", "fault('kill')", "Kill", id="kill", tooltip="SIGKILL the selected broker"),
+    Binding("k", "fault('kill')", "Kill", id="kill", tooltip=ACTIONS["kill"].summary),
     Binding(
         "p",
         "pause_broker",
@@ -87,7 +90,7 @@ RUN = [
         "fault('restart')",
         "Restart",
         id="restart",
-        tooltip="Stop the selected broker gracefully and start it again",
+        tooltip=ACTIONS["restart"].summary,
     ),
     Binding(
         "l",
@@ -145,21 +148,21 @@ RUN = [
         "fault('crash-consumer')",
         "Crash",
         id="crash-consumer",
-        tooltip="SIGKILL one consumer of the selected broker mid-batch",
+        tooltip=ACTIONS["crash-consumer"].summary,
     ),
     Binding(
         "plus",
         "fault('add-consumer')",
         "Consumer",
         id="add-consumer",
-        tooltip="Start one more consumer on the selected broker",
+        tooltip=ACTIONS["add-consumer"].summary,
     ),
     Binding(
         "minus",
         "fault('remove-consumer')",
         "Consumer",
         id="remove-consumer",
-        tooltip="Stop one consumer of the selected broker",
+        tooltip=ACTIONS["remove-consumer"].summary,
     ),
     Binding(
         "space",

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from lab.engine.commands import Command
-from lab.faults import Fault
+from lab.engine.phases import Phase, run_phase
 from lab.ledger import LedgerCounts
 from lab.metrics import BrokerSnapshot, Event, Latency, Snapshot
 from lab.results import RunResult
@@ -23,7 +23,7 @@ class Feed(Protocol):
 
     def subscribe(self) -> "queue.Queue[Snapshot | None]": ...
 
-    def command(self, cmd: Command | Fault) -> None: ...
+    def command(self, cmd: Command) -> None: ...
 
     def close(self) -> None: ...
 
@@ -65,7 +65,7 @@ def snapshots_from_result(result: RunResult) -> list[Snapshot]:
                 seq=i,
                 t=t,
                 duration=float(result.recipe.get("duration", 0)),
-                phase="done" if last else _run_phase([p["phase"] for p in points]),
+                phase=Phase.DONE if last else run_phase(p["phase"] for p in points),
                 brokers=brokers,
                 events=tuple(new),
             )
@@ -107,6 +107,7 @@ def _broker(name: str, p: dict, final: dict | None) -> BrokerSnapshot:
         errors=p.get("errors", 0),
         cpu_percent=p.get("cpu_percent"),
         rss_bytes=p.get("rss_bytes"),
+        network=p.get("network") or {},
     )
 
 
@@ -138,14 +139,6 @@ def whole_run(result: RunResult, last: Snapshot) -> Snapshot:
             )
         )
     return dataclasses.replace(last, brokers=tuple(brokers), events=())
-
-
-def _run_phase(phases: list[str]) -> str:
-    if any(p in ("warmup", "running") for p in phases):
-        return "running"
-    if any(p in ("draining", "stopping") for p in phases):
-        return "draining"
-    return "starting"
 
 
 class ReplayFeed:
@@ -182,7 +175,7 @@ class ReplayFeed:
         else:
             self._running.set()
 
-    def command(self, cmd: Command | Fault) -> None:
+    def command(self, cmd: Command) -> None:
         """A replay cannot be changed: the screen says so before it gets here."""
 
     def close(self) -> None:

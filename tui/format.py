@@ -2,7 +2,7 @@
 
 from rich.text import Text
 
-from lab.live import STATE_STYLE
+from lab.app.format import STATE_STYLE
 
 PHASE_STYLE = {"running": "green", "warmup": "green", "failed": "bold red", "done": "bold"}
 KIND_STYLE = {
@@ -21,3 +21,19 @@ def state_text(state: str) -> Text:
 
 def phase_text(phase: str) -> Text:
     return Text(phase, style=PHASE_STYLE.get(phase, "dim"))
+
+
+def network_text(network: dict[str, dict[str, float]]) -> Text:
+    """The network faults in force, as short as they can be said."""
+    parts = []
+    for action, args in network.items():
+        if action == "latency":
+            jitter = f"±{args.get('jitter', 0):g}" if args.get("jitter") else ""
+            parts.append(f"+{args.get('ms', 0):g}{jitter}ms")
+        elif action == "bandwidth":
+            parts.append(f"{args.get('kbps', 0):g}kB/s")
+        elif action == "blackhole":
+            parts.append("PARTITIONED")
+        else:
+            parts.append(action)
+    return Text(" ".join(parts), style="bold magenta")

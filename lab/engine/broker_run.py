@@ -11,11 +11,14 @@ from dataclasses import dataclass, field
 
 from hdrh.histogram import HdrHistogram
 
-from lab.brokers import adapter_for
-from lab.brokers.base import BrokerAdapter, Probe, RunSpec
+from lab import brokers as registry
+from lab.brokers.contract import BrokerAdapter, Probe, RunSpec
+from lab.engine.control import Burst, Crash, SetMultiplier, Slow, Start
 from lab.engine.pacing import rate_function
+from lab.engine.phases import PRODUCING, TERMINAL, Phase
 from lab.engine.worker import Report, WorkerSpec
 from lab.engine.workers import WorkerHandle, reap, start_worker
+from lab.errors import LabError
 from lab.faults import Fault
 from lab.ledger import Ledger, LedgerCounts, SeqCollector
 from lab.messages import unpack
@@ -57,8 +60,8 @@ class BrokerRun:
         self.spec = spec
         self.broker = spec.broker
         self.recipe = spec.recipe
-        self.adapter: BrokerAdapter = adapter_for(spec)
-        self.phase = "waiting"
+        self.adapter: BrokerAdapter = registry.adapter_for(spec)
+        self.phase = Phase.WAITING
         self.t0_ns: int | None = None  # producers' clock zero
         self.workers: list[WorkerHandle] = []
         self.next_index = {"producer": 0, "consumer": 0}
@@ -103,7 +106,7 @@ class BrokerRun:
         """Start every producer's schedule on the same clock zero."""
         self.t0_ns = t0_ns
         for w in self.live("producer") + self.live("consumer"):
-            w.tell("start", t0_ns, self.multiplier)
+            w.tell(Start(t0_ns, self.multiplier))
 
     def add_worker(self, role: str, share: float = 1.0) -> WorkerHandle:
         index = self.next_index[role]
@@ -127,6 +130,50 @@ class BrokerRun:
 
     def reap(self, timeout: float) -> None:
         reap(self.workers, timeout)
+
+    # --- what faults do (lab/faults/actions.py) ------------------------------------------
+
+    def crash_consumer(self) -> int:
+        consumers = self.live("consumer")
+        if not consumers:
+            raise LabError(f"{self.broker} has no consumer to crash")
+        victim = consumers[0]
+        victim.tell(Crash())
+        victim.stopping = True  # no longer counted as live; it will send no final report
+        return victim.index
+
+    def make_sure_crashed(self, index: int) -> None:
+        for w in self.workers:
+            if w.role == "consumer" and w.index == index:
+                w.kill()
+                w.finished = True
+
+    def add_consumer(self) -> int:
+        worker = self.add_worker("consumer")
+        if self.t0_ns is not None:
+            worker.tell(Start(self.t0_ns, self.multiplier))
+        return worker.index
+
+    def remove_consumer(self) -> None:
+        consumers = self.live("consumer")
+        if consumers:
+            consumers[-1].stop()
+
+    def slow_consumers(self, factor: float) -> None:
+        for w in self.live("consumer"):
+            w.tell(Slow(factor))
+
+    def set_rate(self, multiplier: float) -> None:
+        self.multiplier = multiplier
+        for w in self.live("producer"):
+            w.tell(SetMultiplier(multiplier))
+
+    def burst(self, count: int) -> None:
+        producers = self.live("producer")
+        if not producers:
+            raise LabError(f"{self.broker} has no producer to send a burst")
+        for i, w in enumerate(producers):
+            w.tell(Burst(count // len(producers) + (i < count % len(producers))))
 
     # --- what workers say ------------------------------------------------------------
 
@@ -205,7 +252,7 @@ class BrokerRun:
         return 0.0 if self.t0_ns is None else max(0.0, (time.monotonic_ns() - self.t0_ns) / 1e9)
 
     def target_rate(self) -> float:
-        if self.phase not in ("warmup", "running"):
+        if self.phase not in PRODUCING:
             return 0.0
         rate_at = rate_function(self.recipe.rate, self.recipe.duration)
         return rate_at(self.elapsed()) * self.multiplier
@@ -227,7 +274,8 @@ class BrokerRun:
             if below:
                 self.ledger.record_retention_dropped(_collect(below).export())
 
-    def snapshot(self, now: float) -> BrokerSnapshot:
+    def snapshot(self, now: float, network: dict[str, dict[str, float]]) -> BrokerSnapshot:
+        """`network`: the network faults in force on the broker (the fault injector's)."""
         self.fold_pending()
         t = self.totals
         self._rates.append((now, t.acked, t.processed, t.acked_bytes, t.processed_bytes))
@@ -239,7 +287,7 @@ class BrokerRun:
             (b - a) / span if span > 0 else 0.0
             for a, b in zip(first[1:], self._rates[-1][1:], strict=True)
         ]
-        if self.phase in ("done", "failed"):
+        if self.phase in TERMINAL:
             rate = [0.0] * 4
         backlog = sum(self._backlog.values())
         self.max_backlog = max(self.max_backlog, backlog)
@@ -267,6 +315,7 @@ class BrokerRun:
             last_error=self.last_error,
             cpu_percent=h.cpu_percent,
             rss_bytes=h.rss_bytes,
+            network=network,
         )
         self.publish_window.reset()
         self.e2e_window.reset()
@@ -283,7 +332,7 @@ class BrokerRun:
         problems = list(self.ledger.problems)
         if not counts.adds_up():
             problems.append("the ledger does not add up")
-        if self.phase == "failed":
+        if self.phase is Phase.FAILED:
             problems.append("the broker's part of the run failed; see events")
         engine_counts = {
             "failed": self.totals.failed,

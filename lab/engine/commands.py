@@ -1,37 +1,18 @@
-"""Commands a UI sends to a running Session. `broker=None` means every broker in the run."""
+"""What a UI sends to a running Session: a Fault (lab/faults), or Stop.
+
+Peaks, bursts, rate changes and consumers added or removed are faults too (peak, burst,
+rate, add-consumer, remove-consumer): one way to do each thing, whoever asks."""
 
 from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
-class SetRate:
-    """Multiply the recipe's rate profile by `multiplier` from now on."""
-
-    multiplier: float
-    broker: str | None = None
-
-
-@dataclass(frozen=True)
-class Burst:
-    """Send `count` extra messages at once."""
-
-    count: int
-    broker: str | None = None
-
-
-@dataclass(frozen=True)
-class AddConsumer:
-    broker: str | None = None
-
-
-@dataclass(frozen=True)
-class RemoveConsumer:
-    broker: str | None = None
+from lab.faults import Fault
 
 
 @dataclass(frozen=True)
 class Stop:
     """End the run early: producers stop now, consumers drain what was sent."""
 
+    broker: str | None = None  # None: every broker of the run
 
-Command = SetRate | Burst | AddConsumer | RemoveConsumer | Stop
+
+Command = Fault | Stop

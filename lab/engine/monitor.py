@@ -7,13 +7,12 @@ object is ever shared between threads, and a probe that hangs on a paused broker
 only this broker's numbers, never the Snapshot cadence.
 """
 
-import dataclasses
 import threading
 import time
 from collections.abc import Callable
 
-from lab import dlq
-from lab.brokers.base import Probe
+from lab.app import dlq
+from lab.brokers.contract import Probe
 from lab.engine.broker_run import BrokerRun
 from lab.runtimes import Runtime
 
@@ -70,7 +69,7 @@ class BrokerMonitor(threading.Thread):
                     self.runtime.settings.state_dir,
                     r.spec.run_id,
                     r.broker,
-                    dataclasses.asdict(r.recipe),
+                    r.recipe.to_dict(),
                     dead,
                 )
                 self.on_event(

@@ -5,8 +5,7 @@ writes to `out`, synchronously (a pipe write survives the worker being SIGKILLed
 moment later, a multiprocessing.Queue's background thread does not):
 
     ("ready", Report)        producers, once connected; then they wait for
-                             ("start", t0_ns, multiplier): the run's clock zero
-                             (time.monotonic_ns, one clock for every process on the host)
+                             control.Start: the run's clock zero
     ("report", Report)       every REPORT_INTERVAL: counts and latency histogram deltas
     ("delivered", bytes)     consumers, per batch, on receipt (before work and ack): the
                              packed (producer << 40 | seq) of each message, so a consumer
@@ -27,9 +26,9 @@ from array import array
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 
+from lab import brokers as registry
 from lab import messages
-from lab.brokers import adapter_for
-from lab.brokers.base import (
+from lab.brokers.contract import (
     Ack,
     BrokerError,
     ConsumerClient,
@@ -39,6 +38,7 @@ from lab.brokers.base import (
     ProducerClient,
     RunSpec,
 )
+from lab.engine.control import Burst, Command, Crash, SetMultiplier, Slow, Start, Stop
 from lab.engine.pacing import Pacer, message_sizes, rate_function
 from lab.ledger import Export, SeqCollector
 from lab.metrics import new_histogram, record_us
@@ -121,14 +121,14 @@ class _Reporter:
         self.report = Report(report.role, report.index)
 
 
-def _commands(control: Connection) -> list[tuple]:
-    """Commands waiting on the control pipe; ("stop",) when the engine has gone away."""
+def _commands(control: Connection) -> list[Command]:
+    """Commands waiting on the control pipe; Stop when the engine has gone away."""
     out = []
     try:
         while control.poll():
             out.append(control.recv())
     except (EOFError, OSError):
-        out.append(("stop",))
+        out.append(Stop())
     return out
 
 
@@ -139,7 +139,7 @@ class ProducerWorker:
         recipe = spec.run.recipe
         self.spec = spec
         self.control = control
-        self.adapter = adapter_for(spec.run)
+        self.adapter = registry.adapter_for(spec.run)
         self.reporter = _Reporter(spec, out)
         self.rate_at = rate_function(recipe.rate, recipe.duration)
         self.pacer: Pacer | None = None  # made when the engine says when the run starts
@@ -196,32 +196,33 @@ class ProducerWorker:
                 self.reporter.error(exc)
                 failures += 1
                 _backoff(failures)
-                if any(cmd[0] == "stop" for cmd in _commands(self.control)):
+                if any(isinstance(cmd, Stop) for cmd in _commands(self.control)):
                     return None
         self.reporter.send("ready")
         while True:
             try:
                 cmd = self.control.recv()
             except (EOFError, OSError):
-                cmd = ("stop",)
-            if cmd[0] == "stop":
+                cmd = Stop()
+            if isinstance(cmd, Stop):
                 _drop(client)
                 return None
-            if cmd[0] == "start":
+            if isinstance(cmd, Start):
                 recipe = self.spec.run.recipe
-                self.pacer = Pacer(self.rate_at, cmd[1], recipe.duration, self.spec.share)
-                self.pacer.multiplier = cmd[2]
+                self.pacer = Pacer(self.rate_at, cmd.t0_ns, recipe.duration, self.spec.share)
+                self.pacer.multiplier = cmd.multiplier
                 return client
 
     def _obey(self) -> bool:
         """Apply waiting commands; False when told to stop."""
         for cmd in _commands(self.control):
-            if cmd[0] == "stop":
-                return False
-            if cmd[0] == "multiplier":
-                self.pacer.multiplier = cmd[1]
-            elif cmd[0] == "burst":
-                self.pacer.burst(cmd[1], time.monotonic_ns())
+            match cmd:
+                case Stop():
+                    return False
+                case SetMultiplier(multiplier):
+                    self.pacer.multiplier = multiplier
+                case Burst(count):
+                    self.pacer.burst(count, time.monotonic_ns())
         return True
 
     def _step(self, client: ProducerClient) -> None:
@@ -291,7 +292,7 @@ class ConsumerWorker:
         self.spec = spec
         self.control = control
         self.out = out
-        self.adapter = adapter_for(spec.run)
+        self.adapter = registry.adapter_for(spec.run)
         self.reporter = _Reporter(spec, out)
         self.tag = messages.run_tag(spec.run.run_id)
         self.processing = recipe.consumers.processing_time
@@ -327,14 +328,15 @@ class ConsumerWorker:
 
     def _obey(self) -> bool:
         for cmd in _commands(self.control):
-            if cmd[0] == "stop":
-                return False
-            if cmd[0] == "slow":
-                self.slow = cmd[1]
-            elif cmd[0] == "crash":
-                self.crash = True
-            elif cmd[0] == "start":
-                self.t0_ns = cmd[1]
+            match cmd:
+                case Stop():
+                    return False
+                case Slow(factor):
+                    self.slow = factor
+                case Crash():
+                    self.crash = True
+                case Start(t0_ns, _):
+                    self.t0_ns = t0_ns
         return True
 
     def _process(self, deliveries: list[Delivery], client: ConsumerClient) -> None:

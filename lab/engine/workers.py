@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 
+from lab.engine import control
 from lab.engine.worker import WorkerSpec, worker_main
 from lab.forkserver import context
 
@@ -33,13 +34,13 @@ class WorkerHandle:
     def index(self) -> int:
         return self.spec.index
 
-    def tell(self, *command: object) -> None:
+    def tell(self, command: control.Command) -> None:
         with contextlib.suppress(OSError):
             self.control.send(command)
 
     def stop(self) -> None:
         self.stopping = True
-        self.tell("stop")
+        self.tell(control.Stop())
 
     def kill(self) -> None:
         """SIGKILL: the worker gets no chance to ack, commit or report."""

@@ -5,38 +5,15 @@
     [[faults]]  at = "10s"  action = "latency"  broker = "redis"  args = { ms = 200 }
 
 `broker` empty means every broker in the run. Every fault becomes an Event in the
-Snapshot stream and the results, so charts can mark it.
+Snapshot stream and the results, so charts can mark it. The actions, what they take and
+how they apply: lab/faults/actions.py.
 """
 
 import re
 from dataclasses import dataclass, field
 
 from lab.errors import LabError, unknown_choice
-
-# action -> (what it does, the arguments it takes with their defaults)
-ACTIONS: dict[str, tuple[str, dict[str, float]]] = {
-    "kill": ("SIGKILL the broker: no flush, no goodbye", {}),
-    "pause": ("SIGSTOP the broker: connections stay open and hang", {}),
-    "resume": ("SIGCONT a paused broker", {}),
-    "restart": ("stop the broker gracefully and start it again", {}),
-    "latency": (
-        "add network latency (ms) with jitter (ms) between clients and broker",
-        {"ms": 100.0, "jitter": 0.0},
-    ),
-    "bandwidth": ("cap the network bandwidth to kbps kilobytes per second", {"kbps": 1000.0}),
-    "blackhole": ("network partition: connections hang, nothing gets through", {}),
-    "reset": ("reset every client connection (TCP RST)", {}),
-    "heal": ("remove every network fault", {}),
-    "crash-consumer": ("SIGKILL one consumer mid-batch: its unacked messages come back", {}),
-    "slow-consumers": ("multiply every consumer's processing time by factor", {"factor": 10.0}),
-    "add-consumer": ("start one more consumer", {}),
-    "remove-consumer": ("stop one consumer gracefully", {}),
-    "peak": ("multiply the producers' rate by x for `for` seconds", {"x": 10.0, "for": 10.0}),
-    "burst": ("send n messages at once", {"n": 1000.0}),
-}
-
-PROCESS_ACTIONS = ("kill", "pause", "resume", "restart")
-NETWORK_ACTIONS = ("latency", "bandwidth", "blackhole", "reset", "heal")
+from lab.faults.actions import ACTIONS, NETWORK_ACTIONS, FaultAction, Scope
 
 
 @dataclass(frozen=True)
@@ -50,7 +27,7 @@ class Fault:
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
             raise unknown_choice("fault action", self.action, ACTIONS)
-        allowed = ACTIONS[self.action][1]
+        allowed = ACTIONS[self.action].params
         for key in self.args:
             if key not in allowed:
                 names = ", ".join(allowed) or "none"
@@ -58,8 +35,12 @@ class Fault:
                     f"fault '{self.action}' takes no argument '{key}' (it takes: {names})"
                 )
 
+    @property
+    def kind(self) -> FaultAction:
+        return ACTIONS[self.action]
+
     def arg(self, name: str) -> float:
-        return float(self.args.get(name, ACTIONS[self.action][1][name]))
+        return float(self.args.get(name, self.kind.params[name]))
 
     def describe(self) -> str:
         args = " ".join(f"{k}={v:g}" for k, v in self.args.items())
@@ -74,7 +55,7 @@ def parse_fault(text: str, brokers: tuple[str, ...] = ()) -> tuple[float, Fault]
     match = _SPEC.match(text)
     if not match:
         raise LabError(
-            f"fault '{text}' is not 'TIME ACTION [BROKER] [key=value ...]', e.g. '30s kill kafka'"
+            f"fault '{text}' is not 'TIME ACTION [BROKER] [key=value ...]', e.g. '30s kill BROKER'"
         )
     at = float(match["at"]) * {"ms": 0.001, "s": 1.0, "m": 60.0}[match["unit"] or "s"]
     action, *rest = match["rest"].split()
@@ -93,3 +74,6 @@ def parse_fault(text: str, brokers: tuple[str, ...] = ()) -> tuple[float, Fault]
         if not sep:
             raise LabError(f"fault '{text}': {item} is not key=number")
     return at, Fault(action, broker, args)
+
+
+__all__ = ["ACTIONS", "NETWORK_ACTIONS", "Fault", "FaultAction", "Scope", "parse_fault"]

@@ -3,24 +3,29 @@
 Frozen dataclasses so a recipe can be handed to worker processes and recorded in results
 exactly as it ran. Every field has a default; lab/recipes/parse.py reads TOML into these.
 Field metadata drives validation: `choices`, `min`, `max`, `unit` ("s" or "bytes").
+A broker's own section ([kafka], [redis], ...) is a dataclass of its package, made with
+`recipe_field` like these; the parser finds it through the broker registry.
 """
 
+import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 PATTERNS = ("work-queue",)
 PLANNED_PATTERNS = ("pub-sub", "request-reply", "fire-and-forget")
 PROFILES = ("steady", "ramp", "spike", "curve")
 SIZE_DISTRIBUTIONS = ("fixed", "uniform")
 DURABILITY = ("fast", "safe")
-KAFKA_CLIENTS = ("confluent", "kafka-python")
-RABBITMQ_QUEUE_TYPES = ("classic", "quorum")
-POSTGRES_CONSUME = ("skip-locked", "polling")
 
 
-def _f(default: object, **meta: object) -> object:
+def recipe_field(default: object, **meta: object) -> Any:
+    """A recipe field: its default and what the parser checks (choices, min, max, unit)."""
     if isinstance(default, list | tuple | dict):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
+
+
+_f = recipe_field
 
 
 @dataclass(frozen=True)
@@ -74,32 +79,6 @@ class Retention:
 
 
 @dataclass(frozen=True)
-class KafkaOptions:
-    client: str = _f("confluent", choices=KAFKA_CLIENTS)
-
-
-@dataclass(frozen=True)
-class RabbitMQOptions:
-    queue_type: str = _f("classic", choices=RABBITMQ_QUEUE_TYPES)
-    # Publisher confirms kept in flight before a producer waits.
-    confirm_window: int = _f(1000, min=1, max=100_000)
-
-
-@dataclass(frozen=True)
-class RedisOptions:
-    # Pending entries idle this long are claimed (XAUTOCLAIM) from consumers that died.
-    claim_idle: float = _f(5.0, min=0.1, unit="s")
-
-
-@dataclass(frozen=True)
-class PostgresOptions:
-    # skip-locked: claim batches with FOR UPDATE SKIP LOCKED, wake on LISTEN/NOTIFY.
-    # polling: the anti-pattern, SELECT ... WHERE status = 'new' every poll_interval.
-    consume: str = _f("skip-locked", choices=POSTGRES_CONSUME)
-    poll_interval: float = _f(0.1, min=0.001, max=60, unit="s")
-
-
-@dataclass(frozen=True)
 class Fault:
     """One scheduled fault: at `at` seconds, do `action` (to `broker`, or all brokers)."""
 
@@ -114,7 +93,8 @@ class Recipe:
     name: str = _f("unnamed")
     description: str = _f("")
     pattern: str = _f("work-queue", choices=PATTERNS)
-    brokers: tuple[str, ...] = _f(("kafka", "rabbitmq", "redis", "postgres"))
+    # Empty: every broker of the registry's default set (the parser fills them in).
+    brokers: tuple[str, ...] = _f(())
     duration: float = _f(20.0, min=1, max=24 * 3600, unit="s")
     warmup: float = _f(2.0, min=0, unit="s")
     # After the producers stop, how long consumers may take to catch up; also how long
@@ -133,13 +113,31 @@ class Recipe:
     producers: Producers = _f(Producers())
     consumers: Consumers = _f(Consumers())
     retention: Retention = _f(Retention())
-    kafka: KafkaOptions = _f(KafkaOptions())
-    rabbitmq: RabbitMQOptions = _f(RabbitMQOptions())
-    redis: RedisOptions = _f(RedisOptions())
-    postgres: PostgresOptions = _f(PostgresOptions())
     faults: tuple[Fault, ...] = _f(())
+    # Each broker's own section, by broker name: [kafka] client = "kafka-python" is
+    # options["kafka"].client. Filled by the parser for every broker it knows.
+    options: dict[str, Any] = _f({})
+
+    def to_dict(self) -> dict:
+        """The recipe as a recipe file would hold it (broker sections at the top level),
+        which the parser reads back to the same recipe."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        options = data.pop("options")
+        out = {k: _plain(v) for k, v in data.items()}
+        out.update({name: _plain(section) for name, section in options.items()})
+        return out
 
     @property
     def mean_size(self) -> float:
         m = self.message
         return m.size if m.distribution == "fixed" else (m.min + m.max) / 2
+
+
+def _plain(value: object) -> object:
+    if dataclasses.is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value

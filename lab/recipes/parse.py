@@ -11,7 +11,7 @@ from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
-from lab import BROKERS
+from lab import brokers as registry
 from lab.errors import LabError, unknown_choice
 from lab.recipes.model import PATTERNS, PLANNED_PATTERNS, Fault, Recipe
 
@@ -65,9 +65,25 @@ def load(name_or_path: str, overrides: dict[str, Any] | None = None) -> Recipe:
 def parse(data: dict[str, Any], source: str = "<recipe>") -> Recipe:
     data = dict(data)
     data.setdefault("name", Path(source).stem if source != "<recipe>" else "unnamed")
-    recipe = _build(Recipe, data, source, "")
+    sections = _broker_sections()
+    options = {}
+    for name, cls in sections.items():
+        options[name] = _build(cls, data.pop(name, {}), source, name + ".")
+    if not data.get("brokers"):
+        data["brokers"] = list(registry.default_names())
+    recipe = _build(Recipe, data, source, "", extra=sections)
+    recipe = dataclasses.replace(recipe, options=options)
     _check_whole(recipe, source)
     return recipe
+
+
+def _broker_sections() -> dict[str, type]:
+    """[<broker>] sections the recipe may have: each broker's options dataclass."""
+    sections = {n: p.options for n, p in registry.plugins().items() if p.options is not None}
+    taken = {f.name for f in dataclasses.fields(Recipe)} & set(sections)
+    if taken:
+        raise LabError(f"a broker is named like a recipe field ({', '.join(sorted(taken))})")
+    return sections
 
 
 def list_shipped() -> list[Recipe]:
@@ -78,16 +94,18 @@ def _fail(source: str, name: str, message: str) -> RecipeError:
     return RecipeError(f"{source}: {name}: {message}")
 
 
-def _build(cls: type, data: Any, source: str, prefix: str) -> Any:
+def _build(cls: type, data: Any, source: str, prefix: str, extra: Iterable[str] = ()) -> Any:
+    """`extra`: names that are also fields at this level, though not of `cls` (for a
+    better "did you mean")."""
     if not isinstance(data, dict):
         raise _fail(source, prefix.rstrip(".") or "recipe", f"expected a table, got {data!r}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "options"}
     hints = typing.get_type_hints(cls)
     values = {}
     for key, raw in data.items():
         name = prefix + key
         if key not in fields:
-            raise _fail(source, name, "unknown field" + _did_you_mean(key, fields))
+            raise _fail(source, name, "unknown field" + _did_you_mean(key, [*fields, *extra]))
         values[key] = _value(hints[key], fields[key], raw, source, name)
     return cls(**values)
 
@@ -190,8 +208,8 @@ def _bytes(raw: Any, source: str, name: str) -> int:
 def _check_whole(recipe: Recipe, source: str) -> None:
     """Rules that span fields."""
     for i, broker in enumerate(recipe.brokers):
-        if broker not in BROKERS:
-            error = unknown_choice("broker", broker, BROKERS)
+        if broker not in registry.names():
+            error = unknown_choice("broker", broker, registry.names())
             raise _fail(source, f"brokers[{i}]", str(error))
     if recipe.pattern not in PATTERNS:  # pragma: no cover - caught by choices
         raise _fail(source, "pattern", recipe.pattern)
@@ -223,7 +241,8 @@ def _check_fault(fault: Fault, source: str, name: str, duration: float) -> None:
         Injectable(fault.action, fault.broker or None, fault.args)
     except LabError as exc:
         raise _fail(source, f"{name}.action", str(exc)) from None
-    if fault.broker and fault.broker not in BROKERS:
-        raise _fail(source, f"{name}.broker", str(unknown_choice("broker", fault.broker, BROKERS)))
+    if fault.broker and fault.broker not in registry.names():
+        error = unknown_choice("broker", fault.broker, registry.names())
+        raise _fail(source, f"{name}.broker", str(error))
     if fault.at > duration:
         raise _fail(source, f"{name}.at", f"{fault.at:g}s is after the run ends ({duration:g}s)")

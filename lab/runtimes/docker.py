@@ -4,7 +4,7 @@ The containers carry the lab's labels (lab/runtimes/docker_containers.py): `down
 leftover cleanup find them by label alone, never by name. Ports are the lab's own,
 published on 127.0.0.1 only; passwords are the lab's generated ones, in the same files
 the native runtime keeps in the state dir. `up` returns when each broker answers its own
-protocol (lab/probes.py), as with the native runtime.
+protocol (its plugin's probe), as with the native runtime.
 """
 
 import threading
@@ -18,20 +18,14 @@ import requests
 from docker.errors import APIError, DockerException, NotFound
 from docker.models.containers import Container
 
-from lab import BROKERS
+from lab import brokers as registry
 from lab.endpoints import Endpoint
 from lab.errors import LabError
-from lab.probes import probe
-from lab.runtimes import (
-    BrokerStatus,
-    Progress,
-    ResourceStats,
-    check_brokers,
-    start_in_parallel,
-)
 from lab.runtimes import docker_engine as engine
+from lab.runtimes.base import Progress, start_in_parallel
+from lab.runtimes.containers import BROKER_LABEL, endpoint
 from lab.runtimes.docker_containers import CONFIG_LABEL, LabContainers, is_up
-from lab.runtimes.services import BROKER_LABEL, START_TIMEOUTS, endpoint
+from lab.runtimes.model import BrokerStatus, ResourceStats
 from lab.settings import Settings
 
 
@@ -68,16 +62,16 @@ class DockerRuntime:
     # --- lifecycle ------------------------------------------------------------------
 
     def up(self, brokers: Sequence[str], progress: Progress | None = None) -> list[BrokerStatus]:
-        names = check_brokers(brokers)
+        names = registry.check(brokers, registry.default_names())
         self.client  # noqa: B018  (no engine: one clear error before any work)
         say = progress or (lambda _broker, _msg: None)
         start_in_parallel(names, partial(self._up_one, say=say), self.down)
         return self.status(names, sample_seconds=0)
 
     def down(self, brokers: Sequence[str]) -> None:
-        names = check_brokers(brokers)
+        names = registry.check(brokers)
         found = self.containers.all()
-        if set(names) != set(BROKERS):
+        if set(names) != set(registry.names()):
             found = [c for c in found if c.labels.get(BROKER_LABEL) in names]
         # All at once: each broker takes its own time to shut down.
         if found:
@@ -88,7 +82,7 @@ class DockerRuntime:
         self._watched.clear()
 
     def restart(self, broker: str, progress: Progress | None = None) -> BrokerStatus:
-        (name,) = check_brokers([broker])
+        (name,) = registry.check([broker])
         container = self.containers.find(name)
         if not is_up(container):
             return self.up([name], progress)[0]
@@ -103,14 +97,14 @@ class DockerRuntime:
         return self.status([name], sample_seconds=0)[0]
 
     def kill(self, broker: str) -> None:
-        (name,) = check_brokers([broker])
+        (name,) = registry.check([broker])
         container = self._require_running(name)
         if container.status == "paused":
             container.unpause()  # a frozen container cannot take a signal
         self.containers.call(name, "kill", lambda: container.kill(signal="SIGKILL"))
 
     def pause(self, broker: str) -> None:
-        (name,) = check_brokers([broker])
+        (name,) = registry.check([broker])
         container = self._require_running(name)
         if container.status == "running":
             # The cgroup freezer stops every process of the container, as SIGSTOP does
@@ -118,7 +112,7 @@ class DockerRuntime:
             self.containers.call(name, "pause", container.pause)
 
     def resume(self, broker: str) -> None:
-        (name,) = check_brokers([broker])
+        (name,) = registry.check([broker])
         container = self._require_running(name)
         if container.status == "paused":
             self.containers.call(name, "unpause", container.unpause)
@@ -126,7 +120,7 @@ class DockerRuntime:
     # --- observation ----------------------------------------------------------------
 
     def status(self, brokers: Sequence[str], sample_seconds: float = 0.5) -> list[BrokerStatus]:
-        names = check_brokers(brokers)
+        names = registry.check(brokers)
         found = self.containers.by_broker()
         running = {n: found[n] for n in names if is_up(found.get(n))}
         first = {n: self.containers.sample(c) for n, c in running.items()}
@@ -163,16 +157,16 @@ class DockerRuntime:
         return rows
 
     def health(self, broker: str) -> bool:
-        (name,) = check_brokers([broker])
+        (name,) = registry.check([broker])
         try:
-            self._versions[name] = probe(self.endpoint(name))
+            self._versions[name] = registry.probe(self.endpoint(name))
             return True
         except Exception:
             return False
 
     def stats(self, broker: str) -> ResourceStats | None:
         """CPU since the previous call for this broker and memory, from the stats API."""
-        (name,) = check_brokers([broker])
+        (name,) = registry.check([broker])
         # Called for every Snapshot: the container found last time is only re-read.
         container = self._watched.get(name)
         try:
@@ -190,7 +184,7 @@ class DockerRuntime:
         return ResourceStats(engine.cpu_percent(previous, sample), engine.memory_bytes(sample))
 
     def logs(self, broker: str, lines: int = 100) -> str:
-        (name,) = check_brokers([broker])
+        (name,) = registry.check([broker])
         container = self.containers.find(name)
         if container is None:
             return f"(no container: {name} has not been started by the docker runtime)"
@@ -198,11 +192,11 @@ class DockerRuntime:
         return self.containers.scrub(name, raw.decode(errors="replace").rstrip("\n"))
 
     def endpoint(self, broker: str) -> Endpoint:
-        (name,) = check_brokers([broker])
+        (name,) = registry.check([broker])
         return endpoint(name, self.settings, self.containers.password(name))
 
     def proxy_route(self, broker: str) -> tuple[int, str, int]:
-        (name,) = check_brokers([broker])
+        (name,) = registry.check([broker])
         return self.settings.proxy_route(name)  # the same ports as native, on loopback
 
     # --- starting -------------------------------------------------------------------
@@ -250,7 +244,7 @@ class DockerRuntime:
     def _wait_ready(
         self, name: str, container: Container, cancel: threading.Event, say: Progress, t0: float
     ) -> None:
-        timeout = self._start_timeout or START_TIMEOUTS[name]
+        timeout = self._start_timeout or registry.get(name).container_start_timeout
         deadline = t0 + timeout
         ep = self.endpoint(name)
         while True:
@@ -267,7 +261,7 @@ class DockerRuntime:
                     f"{self.containers.last_words(name, container)} (full log: lab logs {name})"
                 )
             try:
-                self._versions[name] = probe(ep, timeout=1.0)
+                self._versions[name] = registry.probe(ep, timeout=1.0)
             except Exception as exc:
                 if time.monotonic() > deadline:
                     raise LabError(

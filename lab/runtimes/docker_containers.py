@@ -19,11 +19,11 @@ import requests
 from docker.errors import APIError, DockerException, NotFound
 from docker.models.containers import Container
 
-from lab import BROKERS
+from lab import brokers as registry
 from lab.errors import LabError
-from lab.runtimes import BrokerState
 from lab.runtimes import docker_engine as engine
-from lab.runtimes.services import BROKER_LABEL, Secret, Service, generated_secret, service
+from lab.runtimes.containers import BROKER_LABEL, Secret, Service, service
+from lab.runtimes.model import BrokerState
 from lab.settings import Settings
 
 MANAGED_LABEL = "broker-lab.managed-by"
@@ -56,7 +56,7 @@ class LabContainers:
 
     def password(self, name: str) -> str | None:
         if any(isinstance(v, Secret) for v in self.service(name).environment.values()):
-            return generated_secret(self.settings, name)
+            return self.settings.secret(name)
         return None
 
     def name_of(self, name: str) -> str:
@@ -115,7 +115,7 @@ class LabContainers:
         found: dict[str, Container] = {}
         for container in self.all():
             broker = container.labels.get(BROKER_LABEL, "")
-            if broker in BROKERS and (
+            if broker in registry.names() and (
                 broker not in found or container.name == self.name_of(broker)
             ):
                 found[broker] = container
@@ -172,7 +172,7 @@ class LabContainers:
     def remove(self, container: Container) -> None:
         """Graceful stop, then remove with its anonymous volumes: nothing is left behind."""
         broker = container.labels.get(BROKER_LABEL, "")
-        timeout = self.stop_timeout(broker) if broker in BROKERS else 10
+        timeout = self.stop_timeout(broker) if broker in registry.names() else 10
         try:
             container.reload()
             if container.status == "paused":

@@ -4,18 +4,12 @@ it answers, pulling images and reading the stats API. Every failure is one LabEr
 
 import os
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import docker
 import requests
 from docker.errors import APIError, DockerException, ImageNotFound
 
 from lab.errors import LabError
-from lab.settings import Settings
-
-if TYPE_CHECKING:
-    from lab.doctor import Check
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 # Asking whether an engine is there must be quick (auto-selection does it on every
@@ -38,7 +32,7 @@ def engine_url() -> str:
     return host or DEFAULT_HOST
 
 
-def _reason(exc: BaseException) -> str:
+def reason(exc: BaseException) -> str:
     text = str(exc)
     if "No such file or directory" in text or "FileNotFoundError" in text:
         return "nothing listens there"
@@ -67,7 +61,7 @@ def connect(timeout: float = CONNECT_TIMEOUT) -> docker.DockerClient:
         client = docker.from_env(timeout=timeout)
         client.ping()
     except (DockerException, requests.RequestException) as exc:
-        raise NoEngine(engine_url(), _reason(exc)) from None
+        raise NoEngine(engine_url(), reason(exc)) from None
     client.api.timeout = API_TIMEOUT
     return client
 
@@ -108,7 +102,7 @@ def pull(client: docker.DockerClient, ref: str, cancel: threading.Event | None =
     except APIError as exc:
         raise LabError(f"could not pull {ref} ({one_line(api_message(exc))}): {hint}") from None
     except (DockerException, requests.RequestException) as exc:
-        raise LabError(f"could not pull {ref} ({_reason(exc)}): {hint}") from None
+        raise LabError(f"could not pull {ref} ({reason(exc)}): {hint}") from None
     if not image_present(client, ref):
         raise LabError(f"could not pull {ref} (the engine does not have it afterwards): {hint}")
 
@@ -146,33 +140,3 @@ def memory_bytes(sample: dict) -> int:
 def one_line(text: str) -> str:
     lines = str(text).strip().splitlines()
     return (lines[0] if lines else "no detail")[:200]
-
-
-def docker_checks(
-    settings: Settings, connector: Callable[[], docker.DockerClient] = connect
-) -> list["Check"]:
-    """`lab doctor`'s lines about Docker: the engine it found (or none) and, for each image
-    the docker runtime uses, whether it is present or would be pulled. None of them fails
-    the doctor: without an engine the lab runs its brokers natively."""
-    from lab.doctor import Check
-    from lab.runtimes.services import SERVICES
-
-    try:
-        client = connector()
-    except NoEngine as exc:
-        found = f"no engine answers at {exc.url} ({exc.reason}): `lab up` runs brokers natively"
-        return [Check("docker", True, found)]
-    try:
-        checks = [Check("docker", True, f"{engine_version(client)} at {engine_url()}")]
-        for broker, make in SERVICES.items():
-            ref = make(settings).ref
-            try:
-                present = image_present(client, ref)
-            except (DockerException, requests.RequestException) as exc:
-                checks.append(Check(f"image {broker}", False, f"{ref}: {_reason(exc)}"))
-                continue
-            found = f"{ref} present" if present else f"{ref} not present: `lab up` pulls it"
-            checks.append(Check(f"image {broker}", True, found))
-        return checks
-    finally:
-        client.close()

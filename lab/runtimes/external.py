@@ -22,28 +22,19 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from lab import BROKERS
+from lab import brokers as registry
 from lab.endpoints import Endpoint
 from lab.errors import LabError, unknown_choice
-from lab.probes import probe
-from lab.runtimes import BrokerState, BrokerStatus, Progress, ResourceStats, check_brokers
+from lab.runtimes.base import Progress
+from lab.runtimes.model import BrokerState, BrokerStatus, ResourceStats
 from lab.settings import Settings
 
-SCHEME_BROKERS = {
-    "kafka": "kafka",
-    "amqp": "rabbitmq",
-    "redis": "redis",
-    "postgresql": "postgres",
-    "postgres": "postgres",
-}
-DEFAULT_PORTS = {"kafka": 9092, "rabbitmq": 5672, "redis": 6379, "postgres": 5432}
-EXAMPLES = {
-    "kafka": "kafka://HOST:9092",
-    "rabbitmq": "amqp://USER:PASSWORD@HOST:5672/VHOST",
-    "redis": "redis://:PASSWORD@HOST:6379/0",
-    "postgres": "postgresql://USER:PASSWORD@HOST:5432/DATABASE",
-}
 HOW = "pass --broker-url BROKER=URL, or name a TOML file in LAB_EXTERNAL_CONFIG"
+
+
+def scheme_brokers() -> dict[str, str]:
+    """URL scheme -> the broker it names."""
+    return {scheme: p.name for p in registry.plugins().values() for scheme in p.schemes}
 
 
 def redact_text(text: str) -> str:
@@ -71,37 +62,42 @@ def parse_url(text: str, broker: str | None = None, source: str = "--broker-url"
     except ValueError as exc:
         raise bad(f"is not a URL ({exc})") from None
     scheme = url.scheme.lower()
-    if scheme not in SCHEME_BROKERS:
-        if scheme in ("amqps", "rediss") or "ssl" in scheme or "tls" in scheme:
+    by_scheme = scheme_brokers()
+    if scheme not in by_scheme:
+        secure = scheme.endswith("s") and scheme[:-1] in by_scheme
+        if secure or "ssl" in scheme or "tls" in scheme:
             raise bad("uses TLS, which the lab's clients do not support yet: use a plain URL")
-        schemes = ", ".join(f"{s}://" for s in SCHEME_BROKERS)
+        schemes = ", ".join(f"{s}://" for s in by_scheme)
         raise bad(f"has no broker scheme: start it with one of {schemes}")
-    found = SCHEME_BROKERS[scheme]
+    found = by_scheme[scheme]
+    plugin = registry.get(found)
     if broker and broker != found:
-        raise bad(f"is a {found} URL, not a {broker} one: e.g. {EXAMPLES[broker]}")
+        example = registry.get(broker).url_example
+        raise bad(f"is a {found} URL, not a {broker} one: e.g. {example}")
     if "," in url.netloc:
         raise bad("names several hosts: give one; clients find a cluster's other nodes")
     if url.query or url.fragment:
         raise bad("has ?options or a #fragment, which the lab does not use: remove them")
     try:
-        port = url.port or DEFAULT_PORTS[found]
+        port = url.port or plugin.default_port
     except ValueError:
         raise bad("has a port that is not a number from 1 to 65535") from None
     if not url.hostname:
-        raise bad(f"has no host: e.g. {EXAMPLES[found]}")
+        raise bad(f"has no host: e.g. {plugin.url_example}")
     path = unquote(url.path[1:]) if url.path.startswith("/") else unquote(url.path)
-    if found == "kafka" and (path or url.username or url.password):
-        raise bad("has a path or credentials: the lab's Kafka clients connect in plaintext")
-    if found == "redis" and path and not path.isdigit():
-        raise bad("has a database that is not a number: e.g. redis://HOST:6379/0")
-    return Endpoint(
+    ep = Endpoint(
         found,
+        plugin.schemes[0],
         url.hostname,
         port,
         username=unquote(url.username) if url.username else None,
         password=unquote(url.password) if url.password is not None else None,
         path=path,
     )
+    problem = plugin.check_url(ep)
+    if problem:
+        raise bad(problem)
+    return ep
 
 
 def parse_broker_urls(values: Sequence[str]) -> dict[str, Endpoint]:
@@ -110,8 +106,7 @@ def parse_broker_urls(values: Sequence[str]) -> dict[str, Endpoint]:
     for value in values:
         name, eq, rest = value.partition("=")
         if eq and "://" not in name:
-            if name not in BROKERS:
-                raise unknown_choice("broker", name, BROKERS)
+            registry.get(name)  # an unknown name: one line that lists the known ones
             ep = parse_url(rest, name)
         else:
             ep = parse_url(value)
@@ -135,13 +130,16 @@ def load_config(path: str | Path) -> dict[str, Endpoint]:
         ) from None
     table = data.get("brokers")
     if not isinstance(table, dict) or not table:
-        raise LabError(f'{path} has no [brokers] table: add e.g. kafka = "kafka://HOST:9092"')
+        first = next(iter(registry.plugins().values()))
+        example = f'{first.name} = "{first.url_example}"'
+        raise LabError(f"{path} has no [brokers] table: add e.g. {example}")
     found = {}
     for name, url in table.items():
-        if name not in BROKERS:
-            raise unknown_choice(f"broker in {path}", name, BROKERS)
+        if name not in registry.names():
+            raise unknown_choice(f"broker in {path}", name, registry.names())
         if not isinstance(url, str):
-            raise LabError(f"{path}: brokers.{name} must be a URL string, e.g. {EXAMPLES[name]}")
+            example = registry.get(name).url_example
+            raise LabError(f"{path}: brokers.{name} must be a URL string, e.g. {example}")
         found[name] = parse_url(url, name, source=f"{path}: brokers.{name}")
     return found
 
@@ -164,7 +162,7 @@ class ExternalRuntime:
     # --- lifecycle: the brokers exist already; `up` checks that they answer ----------
 
     def up(self, brokers: Sequence[str], progress: Progress | None = None) -> list[BrokerStatus]:
-        names = check_brokers(brokers) if brokers else list(self.endpoints)
+        names = registry.check(brokers) if brokers else list(self.endpoints)
         if not names:
             raise LabError(f"no external brokers are configured: {HOW}")
         for name in names:
@@ -176,7 +174,7 @@ class ExternalRuntime:
 
     def down(self, brokers: Sequence[str]) -> None:
         """Nothing to stop: the lab leaves brokers it did not start running."""
-        check_brokers(brokers)
+        registry.check(brokers)
 
     def restart(self, broker: str, progress: Progress | None = None) -> BrokerStatus:
         raise self._no_process_faults("restart", broker)
@@ -194,7 +192,7 @@ class ExternalRuntime:
 
     def status(self, brokers: Sequence[str], sample_seconds: float = 0.5) -> list[BrokerStatus]:
         result = []
-        for name in check_brokers(brokers):
+        for name in registry.check(brokers):
             ep = self.endpoints.get(name)
             if ep is None:
                 result.append(
@@ -215,13 +213,13 @@ class ExternalRuntime:
         return result
 
     def health(self, broker: str) -> bool:
-        (name,) = check_brokers([broker])
+        (name,) = registry.check([broker])
         ep = self.endpoints.get(name)
         return ep is not None and self._probe(name, ep) is None
 
     def stats(self, broker: str) -> ResourceStats | None:
         """None: the processes run elsewhere, out of the lab's sight."""
-        check_brokers([broker])
+        registry.check([broker])
         return None
 
     def logs(self, broker: str, lines: int = 100) -> str:
@@ -234,16 +232,14 @@ class ExternalRuntime:
         )
 
     def endpoint(self, broker: str) -> Endpoint:
-        (name,) = check_brokers([broker])
+        (name,) = registry.check([broker])
         if name not in self.endpoints:
             raise LabError(f"the external runtime has no URL for {name}: {HOW}")
         return self.endpoints[name]
 
     def proxy_route(self, broker: str) -> tuple[int, str, int] | None:
         ep = self.endpoint(broker)
-        if ep.broker == "kafka":
-            # Kafka clients go wherever the cluster's metadata sends them, past any proxy
-            # in front of the bootstrap address.
+        if not registry.get(ep.broker).proxy_external:
             return None
         return 0, ep.host, ep.port
 
@@ -252,7 +248,7 @@ class ExternalRuntime:
     def _probe(self, name: str, ep: Endpoint, timeout: float = 2.0) -> str | None:
         """None when the broker answers, else one line saying why not (password-free)."""
         try:
-            self._versions[name] = probe(ep, timeout=timeout)
+            self._versions[name] = registry.probe(ep, timeout=timeout)
             return None
         except Exception as exc:
             lines = str(exc).strip().splitlines()

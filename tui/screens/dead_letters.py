@@ -11,7 +11,9 @@ from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from lab.dlq import DeadLetter
+from lab.app import dlq
+from lab.brokers.contract import DeadLetter
+from lab.runtimes import Runtime
 from tui.bindings import DEAD_LETTERS
 from tui.screens.confirm import ConfirmScreen
 
@@ -30,21 +32,13 @@ class DeadLetterSource:
     note: str = ""
 
 
-def live_source(runtime: object, broker: str, run_id: str) -> DeadLetterSource:
-    """lab.dlq's list_dead_letters / redrive for a live run (if this build has them)."""
-    from lab import dlq
-
-    lister = getattr(dlq, "list_dead_letters", None)
-    redrive = getattr(dlq, "redrive", None)
-    if lister is None:
-        return DeadLetterSource(
-            broker, run_id, None, None, "reading dead letters is not in this build of the lab"
-        )
+def live_source(runtime: Runtime, broker: str, run_id: str) -> DeadLetterSource:
+    """The dead letters of a run that is going, read and redriven through its broker."""
     return DeadLetterSource(
         broker,
         run_id,
-        lambda limit: lister(runtime, broker, run_id, limit),
-        (lambda: redrive(runtime, broker, run_id)) if redrive else None,
+        lambda limit: dlq.list_dead_letters(runtime, broker, run_id, limit),
+        lambda: dlq.redrive(runtime, broker, run_id),
     )
 
 

@@ -18,20 +18,33 @@ from tui.bindings import APP, HELP
 def binding_rows(screen: Screen, display: object) -> list[tuple[str, str, str, str]]:
     """(keys, binding id, description, explanation) for every active binding of `screen`
     that the lab defines (they all have ids), one row per binding however many keys, in
-    the order the screen lists them."""
+    the order the screen lists them. Bindings of one group (1-9: select a column) share
+    a row."""
     rows: dict[str, list] = {}
     for key, active in screen.active_bindings.items():
         b: Binding = active.binding
         if not b.id:
             continue  # Textual's own (tab, copy): not ours to explain
         shown = display(b) or key
-        if b.id in rows:
-            rows[b.id][0].append(shown)
+        row = b.group.description if b.group else b.id
+        if row in rows:
+            rows[row][0].append(shown)
+            if b.group:
+                rows[row][1].append(b.id)
         else:
-            rows[b.id] = [[shown], b.id, b.description, b.tooltip]
+            description = b.group.description if b.group else b.description
+            rows[row] = [[shown], [b.id], description, b.tooltip, b.id]
     order = [b.id for b in [*type(screen).BINDINGS, *APP] if isinstance(b, Binding)]
-    ranked = sorted(rows.values(), key=lambda r: order.index(r[1]) if r[1] in order else 999)
-    return [(" / ".join(keys), bid, desc, tip) for keys, bid, desc, tip in ranked]
+    ranked = sorted(rows.values(), key=lambda r: order.index(r[4]) if r[4] in order else 999)
+    return [
+        (
+            f"{keys[0]}-{keys[-1]}" if len(ids) > 2 else " / ".join(keys),
+            f"{ids[0]} … {ids[-1]}" if len(ids) > 1 else ids[0],
+            desc,
+            tip,
+        )
+        for keys, ids, desc, tip, _ in ranked
+    ]
 
 
 class HelpScreen(ModalScreen[None]):

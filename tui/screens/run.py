@@ -17,10 +17,10 @@ from textual.screen import Screen
 from textual.widgets import Footer
 from textual.worker import get_current_worker
 
-from lab.engine.session import ACTIVE
+from lab.engine.phases import ACTIVE
 from lab.faults import Fault
-from lab.metrics import Event
-from tui.bindings import DESTRUCTIVE, RUN
+from lab.metrics import BrokerSnapshot, Event
+from tui.bindings import RUN
 from tui.feed import Feed, RunInfo, whole_run
 from tui.model import RunModel
 from tui.screens.confirm import ConfirmScreen
@@ -65,9 +65,6 @@ class RunScreen(Screen[None]):
         self.frozen = False
         self.ended = False
         self.export_pending = False
-        self.latency_step: dict[str, int] = {}  # index into the config's latency steps
-        self.paused: set[str] = set()
-        self.partitioned: set[str] = set()
         self.rendered_seq = 0
         self.shown_columns = len(info.brokers)
         self.column_width = COLUMN_MIN
@@ -208,19 +205,25 @@ class RunScreen(Screen[None]):
 
     # --- faults and peaks on the selected broker ------------------------------------------
 
-    def send(self, fault: Fault, binding_id: str) -> None:
+    @property
+    def current(self) -> BrokerSnapshot | None:
+        """The selected broker as the latest Snapshot shows it: the toggles (p, l, n) go
+        by what the engine says is in force, whoever put it there."""
+        return self.columns[self.selected].current
+
+    def send(self, fault: Fault) -> None:
         if not self.info.live:
             self.notify("This is a replay: faults need a live run.", severity="warning")
             return
         if self.ended:
             self.notify("The run has ended.", severity="warning")
             return
-        current = self.columns[self.selected].current
+        current = self.current
         if current is not None and current.phase not in ACTIVE:
             # The engine ignores faults outside these phases: say so rather than nothing.
             self.notify(f"{current.broker} is {current.phase}: faults apply while it runs.")
             return
-        if binding_id in DESTRUCTIVE and self.app.config.confirm_destructive:
+        if fault.kind.destructive and self.app.config.confirm_destructive:
             question = f"{fault.describe().capitalize()}?"
             detail = "Turn these questions off with confirm_destructive = false in the config."
             self.app.push_screen(
@@ -232,52 +235,32 @@ class RunScreen(Screen[None]):
 
     def _send_now(self, fault: Fault) -> None:
         self.feed.command(fault)
-        self._track(fault)
         self.notify(fault.describe(), title="sent", timeout=3)
 
-    def _track(self, fault: Fault) -> None:
-        """Remember what was sent, so the toggles (p, l, n) know their next step."""
-        broker = fault.broker or ""
-        if fault.action == "pause":
-            self.paused.add(broker)
-        elif fault.action in ("resume", "kill", "restart"):
-            self.paused.discard(broker)
-        elif fault.action == "latency":
-            steps = self.app.config.latency_steps_ms
-            self.latency_step[broker] = steps.index(fault.arg("ms"))
-        elif fault.action == "blackhole":
-            self.partitioned.add(broker)
-        elif fault.action == "heal":
-            self.partitioned.discard(broker)
-            self.latency_step.pop(broker, None)
-
     def action_fault(self, action: str) -> None:
-        self.send(Fault(action, self.broker), action)
+        self.send(Fault(action, self.broker))
 
     def action_pause_broker(self) -> None:
-        column = self.columns[self.selected]
-        state = column.current.state if column.current else ""
-        paused = self.broker in self.paused or state == "paused"
-        self.send(Fault("resume" if paused else "pause", self.broker), "pause-resume")
+        paused = self.current is not None and self.current.state == "paused"
+        self.send(Fault("resume" if paused else "pause", self.broker))
 
     def action_latency_up(self) -> None:
         steps = self.app.config.latency_steps_ms
-        step = min(self.latency_step.get(self.broker, -1) + 1, len(steps) - 1)
-        self.send(Fault("latency", self.broker, {"ms": steps[step]}), "latency-up")
+        now = (self.current.network.get("latency", {}) if self.current else {}).get("ms", 0)
+        higher = [ms for ms in steps if ms > now]
+        self.send(Fault("latency", self.broker, {"ms": higher[0] if higher else steps[-1]}))
 
     def action_latency_clear(self) -> None:
         # `heal` is the fault that removes added latency (it heals a partition too).
-        self.send(Fault("heal", self.broker), "latency-clear")
+        self.send(Fault("heal", self.broker))
 
     def action_partition(self) -> None:
-        if self.broker in self.partitioned:
-            self.send(Fault("heal", self.broker), "heal")
-        else:
-            self.send(Fault("blackhole", self.broker), "partition")
+        cut = self.current is not None and "blackhole" in self.current.network
+        self.send(Fault("heal" if cut else "blackhole", self.broker))
 
     def action_peak(self, name: str) -> None:
         spec = self.app.config.peaks[name]
-        self.send(Fault("peak", self.broker, {"x": spec["x"], "for": spec["for"]}), name)
+        self.send(Fault("peak", self.broker, {"x": spec["x"], "for": spec["for"]}))
 
     # --- other screens, export, display -----------------------------------------------------
 

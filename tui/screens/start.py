@@ -5,7 +5,6 @@ answer (so a slow status call never piles up). Brokers that are not running are 
 from here, off the UI thread, with their progress in the log at the bottom.
 """
 
-import dataclasses
 from collections.abc import Sequence
 
 from rich.text import Text
@@ -27,7 +26,8 @@ from textual.widgets import (
 )
 from textual.widgets.option_list import Option
 
-from lab import BROKERS, recipes
+from lab import brokers as registry
+from lab import recipes
 from lab.errors import LabError
 from lab.recipes import Recipe
 from lab.runtimes import BrokerState, BrokerStatus
@@ -38,19 +38,11 @@ POLL_EVERY = 2.0
 TICK = (Text("[ ]", style="dim"), Text("[x]", style="bold green"))
 
 
-def _plain(value: object) -> object:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
 def with_duration(recipe: Recipe, duration: str) -> Recipe:
     """The recipe with another duration, checked like the recipe file itself."""
     if not duration.strip():
         return recipe
-    data = _plain(dataclasses.asdict(recipe))
+    data = recipe.to_dict()
     data["duration"] = duration.strip()
     return recipes.parse(data, f"recipe {recipe.name}")
 
@@ -125,7 +117,7 @@ class StartScreen(Screen[None]):
             table.add_column(name, key=key)
         for name in ("version", "detail", "endpoint"):
             table.add_column(name, key=name)
-        for broker in BROKERS:
+        for broker in registry.names():
             table.add_row(TICK[0], broker, state_text("…"), "", "", "", key=broker)
         yield table
         with Horizontal(id="middle"):
@@ -163,7 +155,7 @@ class StartScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="status")
     def _poll(self) -> None:
         try:
-            statuses = self.app.broker_status(list(BROKERS))
+            statuses = self.app.broker_status(list(registry.names()))
         except Exception as exc:  # show it, keep polling: the runtime may come back
             self.app.call_from_thread(self.say, f"status: {exc}")
             statuses = []
@@ -197,14 +189,14 @@ class StartScreen(Screen[None]):
 
     def _default_ticks(self) -> set[str]:
         recipe = self.recipe
-        wanted = set(recipe.brokers) if recipe else set(BROKERS)
+        wanted = set(recipe.brokers) if recipe else set(registry.default_names())
         healthy = {b for b, s in self.statuses.items() if s.state is BrokerState.HEALTHY}
         return (wanted & healthy) or wanted
 
     def set_ticks(self, brokers: set[str]) -> None:
         table = self.query_one("#brokers", DataTable)
         self.ticked = set(brokers)
-        for broker in BROKERS:
+        for broker in registry.names():
             table.update_cell(broker, "tick", TICK[broker in self.ticked])
 
     def toggle(self, broker: str) -> None:
@@ -217,7 +209,7 @@ class StartScreen(Screen[None]):
 
     def action_toggle_broker(self) -> None:
         table = self.query_one("#brokers", DataTable)
-        self.toggle(BROKERS[table.cursor_row])
+        self.toggle(registry.names()[table.cursor_row])
 
     # --- recipe, mode, duration ---------------------------------------------------------------
 
@@ -259,7 +251,7 @@ class StartScreen(Screen[None]):
         if self.busy:
             self.notify("Busy bringing brokers up…", severity="warning")
             return
-        brokers = [b for b in BROKERS if b in self.ticked]
+        brokers = [b for b in registry.names() if b in self.ticked]
         if not brokers:
             self.notify("Tick at least one broker (space).", severity="error")
             return

@@ -11,11 +11,11 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Sparkline, Static
 
-from lab.live import mebibytes as mib
-from lab.live import millis as ms
-from lab.live import number as n
+from lab.app.format import mebibytes as mib
+from lab.app.format import millis as ms
+from lab.app.format import number as n
 from lab.metrics import BrokerSnapshot
-from tui.format import phase_text, state_text
+from tui.format import network_text, phase_text, state_text
 
 
 class Readout(Static):
@@ -98,11 +98,10 @@ class BrokerColumn(Vertical):
     def show(self, b: BrokerSnapshot, history: dict[str, list[float]]) -> None:
         self.current = b
         self.border_subtitle = b.state
-        state = Text.assemble(
-            phase_text(b.phase),
-            " · ",
-            state_text(b.state),
-        )
+        state = Text.assemble(phase_text(b.phase), " · ", state_text(b.state))
+        if b.network:
+            state.append(" · ")
+            state.append_text(network_text(b.network))
         if b.producers or b.consumers:  # a replay does not know them
             state.append(f"   {b.producers}p {b.consumers}c", style="dim")
         if b.errors:

@@ -1,46 +1,53 @@
 """What the native runtime needs to know about one broker: files, processes, endpoint."""
 
 import os
-import secrets
 import shutil
 import signal
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lab.endpoints import Endpoint
 from lab.runtimes.native.processes import ProcessSpec
 from lab.settings import Settings
 
+if TYPE_CHECKING:
+    from lab.brokers.plugin import BrokerPlugin
+
 SETUP_HINT = "run `make setup` in the Broker Lab checkout"
 
 
 class NativeBroker:
-    """One broker on this host. Subclasses fill in the broker-specific parts."""
+    """One broker on this host; each broker's package subclasses it (its native.py)."""
 
-    name: str
-    port_names: tuple[str, ...]  # ports (Settings.port names) that must be free to start
     start_timeout: float = 60.0
     stop_signal: signal.Signals = signal.SIGTERM
     stop_timeout: float = 20.0
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, plugin: "BrokerPlugin") -> None:
         self.settings = settings
+        self.plugin = plugin
+        self.name = plugin.name
+        # Ports (Settings.port names) that must be free to start it.
+        self.port_names = tuple(plugin.ports)
         self.dir = settings.broker_dir(self.name)
         self.data_dir = self.dir / "data"
         self.log_path = self.dir / "broker.log"
 
     @property
     def port(self) -> int:
-        return self.settings.port(self.name)
+        """Where its clients connect."""
+        return self.settings.client_port(self.name)
+
+    def endpoint(self) -> Endpoint:
+        secret = self.secret() if self.plugin.password else None
+        return self.plugin.endpoint("127.0.0.1", self.port, secret)
 
     def missing(self) -> str | None:
         """A sentence naming what is not installed and the command that installs it."""
         raise NotImplementedError
 
     def version(self) -> str | None:
-        raise NotImplementedError
-
-    def endpoint(self) -> Endpoint:
         raise NotImplementedError
 
     def prepare(self) -> None:
@@ -52,14 +59,7 @@ class NativeBroker:
         raise NotImplementedError
 
     def secret(self) -> str:
-        """The broker's generated password, created on first use, readable by the owner only."""
-        path = self.dir / "secret"
-        if not path.exists():
-            self.dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_urlsafe(18))
-        return path.read_text().strip()
+        return self.settings.secret(self.name)
 
 
 def first_line(argv: list[str]) -> str:

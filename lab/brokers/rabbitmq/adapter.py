@@ -1,0 +1,164 @@
+"""RabbitMQ: provisioning, probes, teardown and dead letters of a run's queue.
+
+A durable work queue fed through the default exchange; the clients are in clients.py,
+their connections in amqp.py. Retention, dead letters and retries by republishing live
+in dlq.py.
+"""
+
+import pika
+from pika import frame
+
+from lab.brokers.contract import (
+    BrokerAdapter,
+    BrokerError,
+    ConsumerClient,
+    DeadLetter,
+    Probe,
+    ProducerClient,
+    RunSpec,
+)
+from lab.brokers.rabbitmq import dlq as rdlq
+from lab.brokers.rabbitmq.amqp import CONNECT_TIMEOUT, PROBE_TIMEOUT, SETUP_TIMEOUT, Session
+from lab.brokers.rabbitmq.clients import RabbitMQConsumer, RabbitMQProducer
+
+
+class RabbitMQAdapter(BrokerAdapter):
+    name = "rabbitmq"
+
+    def __init__(self, spec: RunSpec) -> None:
+        super().__init__(spec)
+        self._admin: Session | None = None
+        options = self.spec.options
+        self._quorum = options.queue_type == "quorum"
+        self._persistent = self.spec.recipe.durability == "safe"
+        # Only a run with a retention limit has a `.dropped` queue to drain.
+        self._drain = (
+            rdlq.DropDrain(spec, self._connect) if rdlq.has_retention(spec.recipe) else None
+        )
+
+    def _admin_call(self, timeout: float, name: str, *args: object, **kw: object) -> frame.Method:
+        """An AMQP method on the engine's one session, opened again if it died since the
+        last call (a killed or restarted broker, an idle connection it dropped)."""
+        session = self._admin
+        if session is not None:
+            try:
+                session.pump(0)
+            except BrokerError:
+                session.close()
+                session = self._admin = None
+        if session is None:
+            session = self._admin = Session(self.spec.admin, min(timeout, CONNECT_TIMEOUT))
+        try:
+            return session.call(timeout, getattr(session.channel, name), *args, **kw)
+        except BrokerError:
+            # An unanswered or refused call leaves the channel in doubt: start afresh.
+            session.close()
+            self._admin = None
+            raise
+
+    def _connect(self) -> Session:
+        return Session(self.spec.admin)
+
+    def provision(self) -> None:
+        spec = self.spec
+        queue_type = "quorum" if self._quorum else "classic"
+        # The destinations first, so the main queue never dead-letters into nothing.
+        # `.dropped` is of the main queue's type, so a quorum run keeps its losses in a
+        # replicated log like its messages. The DLQ is always classic: browsing returns
+        # messages to the queue, and a classic queue puts them back where they were, while
+        # a quorum queue (3.10) puts them behind the ones it never handed out.
+        queues = [(spec.dead_letter_queue, {"x-queue-type": "classic"})]
+        if self._drain is not None:
+            queues.append((rdlq.dropped_queue(spec), {"x-queue-type": queue_type}))
+        queues.append((spec.queue, rdlq.queue_arguments(spec, queue_type)))
+        for name, arguments in queues:
+            self._admin_call(
+                SETUP_TIMEOUT, "queue_declare", name, durable=True, arguments=arguments
+            )
+
+    def probe(self, final: bool = False) -> Probe:
+        timeout = SETUP_TIMEOUT if final else PROBE_TIMEOUT
+        ok = self._admin_call(timeout, "queue_declare", self.spec.queue, passive=True)
+        dlq = self._admin_call(timeout, "queue_declare", self.spec.dead_letter_queue, passive=True)
+        detail: dict = {"consumers": ok.method.consumer_count}
+        dropped, retention_dropped = b"", None
+        if self._drain is not None:
+            # Last: once the drain acked its messages, nothing may fail before they are
+            # handed to the engine.
+            try:
+                dropped = self._drain.take(final)
+                retention_dropped = self._drain.total
+                detail["dropped_by_reason"] = dict(self._drain.reasons)
+            except BrokerError as exc:
+                if "NOT_FOUND" not in str(exc):
+                    raise
+                # `.dropped` is gone: a run torn down with its dead letters kept.
+                detail["dropped_queue"] = "missing"
+        # Ready messages only: AMQP does not report those delivered and not yet acked.
+        return Probe(
+            depth=ok.method.message_count,
+            dead_letters=dlq.method.message_count,
+            retention_dropped=retention_dropped,
+            dropped=dropped,
+            detail=detail,
+        )
+
+    def teardown(self, keep_dead_letters: bool = False) -> None:
+        if self._drain is not None:
+            self._drain.close()
+        spec = self.spec
+        self._admin_call(SETUP_TIMEOUT, "queue_delete", rdlq.dropped_queue(spec))
+        if not keep_dead_letters:
+            self._admin_call(SETUP_TIMEOUT, "queue_delete", spec.queue)
+            self._admin_call(SETUP_TIMEOUT, "queue_delete", spec.dead_letter_queue)
+
+    def dead_letters(self, limit: int) -> list[DeadLetter]:
+        # A session of its own: closing it is what puts the browsed messages back.
+        session = self._connect()
+        try:
+            return rdlq.browse(session, self.spec, limit)
+        finally:
+            session.close()
+
+    def redrive(self) -> int:
+        session = self._connect()
+        try:
+            return rdlq.redrive(session, self.spec, self._persistent)
+        finally:
+            session.close()
+
+    def settings(self) -> dict[str, str]:
+        recipe = self.spec.recipe
+        mode = "2 (persistent)" if self._persistent else "1 (transient)"
+        if self._quorum:
+            mode += "; quorum queues persist every message whatever the mode"
+        return {
+            "queue_type": self.spec.options.queue_type,
+            "queue_durable": "true",
+            "delivery_mode": mode,
+            "publisher_confirms": f"window of {self.spec.options.confirm_window}",
+            "consumer_acks": "manual",
+            "prefetch": str(recipe.consumers.prefetch),
+            **rdlq.settings(self.spec, self._quorum),
+        }
+
+    def producer(self, producer_id: int) -> ProducerClient:
+        window = self.spec.options.confirm_window
+        return RabbitMQProducer(self.spec.queue, self.spec.endpoint, self._persistent, window)
+
+    def consumer(self, consumer_id: int) -> ConsumerClient:
+        spec = self.spec
+        prefetch = spec.recipe.consumers.prefetch
+        return RabbitMQConsumer(
+            spec.queue, spec.dead_letter_queue, spec.endpoint, prefetch, self._quorum
+        )
+
+    def client_version(self) -> str:
+        return f"pika {pika.__version__}"
+
+    def close(self) -> None:
+        if self._drain is not None:
+            self._drain.close()
+        if self._admin is not None:
+            self._admin.close()
+            self._admin = None

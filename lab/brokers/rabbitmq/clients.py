@@ -1,0 +1,223 @@
+"""The RabbitMQ producer (a window of publisher confirms) and consumer (manual acks)."""
+
+from collections import deque
+
+import pika
+from pika import frame
+from pika import spec as amqp
+from pika.channel import Channel
+from pika.exceptions import AMQPError
+
+from lab.brokers.contract import (
+    Ack,
+    BrokerError,
+    ConsumerClient,
+    DeadLetterInfo,
+    Delivery,
+    Outgoing,
+    ProducerClient,
+)
+from lab.brokers.rabbitmq import dlq as rdlq
+from lab.brokers.rabbitmq.amqp import CONNECT_TIMEOUT, Session
+from lab.endpoints import Endpoint
+
+
+class RabbitMQProducer(ProducerClient):
+    def __init__(self, queue: str, ep: Endpoint, persistent: bool, window: int) -> None:
+        self._queue = queue
+        self._window = window
+        self._props = pika.BasicProperties(delivery_mode=2 if persistent else 1)
+        # A confirm-mode channel numbers its publishes 1, 2, 3...; confirms name that tag.
+        self._inflight: dict[int, Outgoing] = {}
+        self._next_tag = 1
+        self._oldest = 1  # every tag below this one is settled
+        self._acks: list[Ack] = []
+        self._returned: list[bytes] = []
+        self._session = Session(ep)
+        self._channel = self._session.channel
+        try:
+            # mandatory + return: a message no queue took (queue deleted mid-run) is a
+            # failure, not a confirmed success.
+            self._channel.add_on_return_callback(self._on_return)
+            self._session.call(CONNECT_TIMEOUT, self._channel.confirm_delivery, self._on_confirm)
+        except BaseException:
+            self._session.close()
+            raise
+
+    def _on_return(self, _ch: Channel, _m: amqp.Basic.Return, _p: object, body: bytes) -> None:
+        self._returned.append(body)  # the broker sends it just before that message's ack
+
+    def _on_confirm(self, method_frame: frame.Method) -> None:
+        method = method_frame.method
+        ok = isinstance(method, amqp.Basic.Ack)
+        error = None if ok else "nacked by RabbitMQ"
+        tag = method.delivery_tag
+        inflight, acks, returned = self._inflight, self._acks, self._returned
+        for t in range(self._oldest, tag + 1) if method.multiple else (tag,):
+            msg = inflight.pop(t, None)
+            if msg is None:
+                continue
+            if returned and msg.payload in returned:
+                returned.remove(msg.payload)
+                acks.append(Ack(msg.seq, msg.intended_ns, False, "returned: no queue took it"))
+            else:
+                acks.append(Ack(msg.seq, msg.intended_ns, ok, error))
+        if method.multiple:
+            self._oldest = max(self._oldest, tag + 1)
+        while self._oldest < self._next_tag and self._oldest not in inflight:
+            self._oldest += 1
+
+    def _has_room(self) -> bool:
+        return len(self._inflight) < self._window
+
+    def _has_acks(self) -> bool:
+        return bool(self._acks)
+
+    def _all_confirmed(self) -> bool:
+        return not self._inflight
+
+    def send(self, batch: list[Outgoing]) -> None:
+        session, inflight = self._session, self._inflight
+        publish, queue, props = self._channel.basic_publish, self._queue, self._props
+        for msg in batch:
+            if len(inflight) >= self._window:
+                session.coalesce_output()
+                session.pump(None, self._has_room)  # backpressure; heartbeats end a dead wait
+            try:
+                publish("", queue, msg.payload, props, True)
+            except AMQPError as exc:
+                raise BrokerError(session.error or f"publish failed: {exc!r}") from exc
+            inflight[self._next_tag] = msg
+            self._next_tag += 1
+        session.coalesce_output()
+        session.pump(0)  # put the batch on the wire now, not at the next poll
+
+    def _take(self) -> list[Ack]:
+        acks, self._acks = self._acks, []
+        return acks
+
+    def poll(self, timeout: float) -> list[Ack]:
+        self._session.pump(timeout, self._has_acks)
+        return self._take()
+
+    def flush(self, timeout: float) -> list[Ack]:
+        # Messages still unconfirmed at the timeout stay in flight: a later poll may ack them.
+        self._session.pump(timeout, self._all_confirmed)
+        return self._take()
+
+    def close(self) -> None:
+        self._session.close()
+
+
+class RabbitMQConsumer(ConsumerClient):
+    """Consumes the run's queue. Delivery.handle is (delivery tag, properties).
+
+    Attempts: a quorum queue counts deliveries itself (x-delivery-count), so a rejected
+    message is nacked with requeue. A classic queue counts nothing, so a rejected message
+    is republished with its attempts in a header, and the original acked once the copy
+    is confirmed (rdlq.Publisher: a second connection)."""
+
+    def __init__(
+        self, queue: str, dlq: str, ep: Endpoint, prefetch: int, broker_counts: bool
+    ) -> None:
+        self._queue = queue
+        self._dlq = dlq
+        self._broker_counts = broker_counts
+        self._publisher = rdlq.Publisher(lambda: Session(ep))  # connects on first use
+        self._buffer: deque[Delivery] = deque()
+        self._unsettled = 1  # every delivery tag below this one is acked or rejected
+        self._settled_ahead: set[int] = set()
+        self._session = Session(ep)
+        self._channel = channel = self._session.channel
+        try:
+            self._session.call(CONNECT_TIMEOUT, channel.basic_qos, prefetch_count=prefetch)
+            channel.add_on_cancel_callback(self._on_cancel)
+            self._session.call(CONNECT_TIMEOUT, channel.basic_consume, queue, self._on_message)
+        except BaseException:
+            self._session.close()
+            raise
+
+    def _on_cancel(self, _frame: frame.Method) -> None:
+        self._session.error = "RabbitMQ cancelled the consumer (queue deleted?)"
+
+    def _on_message(
+        self, _ch: Channel, method: amqp.Basic.Deliver, props: pika.BasicProperties, body: bytes
+    ) -> None:
+        headers = props.headers
+        if self._broker_counts:
+            attempts = (headers.get("x-delivery-count", 0) if headers else 0) + 1
+        else:
+            attempts = (headers.get(rdlq.ATTEMPTS, 0) if headers else 0) + 1
+            if method.redelivered:
+                # A consumer died holding this copy: one more attempt at least (AMQP
+                # says that it was delivered before, not how often).
+                attempts += 1
+        self._buffer.append(Delivery(body, (method.delivery_tag, props), attempts))
+
+    def _has_buffered(self) -> bool:
+        return bool(self._buffer)
+
+    def receive(self, max_messages: int, timeout: float) -> list[Delivery]:
+        buffer = self._buffer
+        self._session.pump(timeout, self._has_buffered)
+        return [buffer.popleft() for _ in range(min(max_messages, len(buffer)))]
+
+    def _settle(self, deliveries: list[Delivery], requeue: bool | None) -> None:
+        """basic.ack (requeue None) or basic.nack: one multiple=True frame when the tags
+        cover every unsettled tag up to the highest, one frame per tag otherwise."""
+        if not deliveries:
+            return
+        channel, ahead = self._channel, self._settled_ahead
+        tags: list[int] = [d.handle[0] for d in deliveries]
+        high = max(tags)
+        covered = len(tags) + (sum(1 for t in ahead if t < high) if ahead else 0)
+        try:
+            if covered == high - self._unsettled + 1:
+                if requeue is None:
+                    channel.basic_ack(high, True)
+                else:
+                    channel.basic_nack(high, True, requeue)
+                self._unsettled = high + 1
+                ahead.difference_update([t for t in ahead if t < high])
+            else:
+                for t in tags:
+                    if requeue is None:
+                        channel.basic_ack(t)
+                    else:
+                        channel.basic_nack(t, False, requeue)
+                ahead.update(tags)
+        except AMQPError as exc:
+            raise BrokerError(self._session.error or f"ack failed: {exc!r}") from exc
+        while self._unsettled in ahead:
+            ahead.remove(self._unsettled)
+            self._unsettled += 1
+        self._session.pump(0)  # the broker frees prefetch slots only when the frame arrives
+
+    def ack(self, deliveries: list[Delivery]) -> None:
+        self._settle(deliveries, None)
+
+    def reject(self, deliveries: list[Delivery]) -> None:
+        if self._broker_counts:
+            self._settle(deliveries, True)
+            return
+        retries = []
+        for d in deliveries:
+            props: pika.BasicProperties = d.handle[1]
+            headers = {**(props.headers or {}), rdlq.ATTEMPTS: d.attempts}
+            copy = pika.BasicProperties(delivery_mode=props.delivery_mode, headers=headers)
+            retries.append((self._queue, d.payload, copy))
+        self._publisher.publish(retries)
+        self._settle(deliveries, None)
+
+    def dead_letter(self, letters: list[tuple[Delivery, DeadLetterInfo]]) -> None:
+        if not letters:
+            return
+        self._publisher.publish(
+            [(self._dlq, d.payload, rdlq.dead_letter_properties(info)) for d, info in letters]
+        )
+        self._settle([d for d, _ in letters], None)
+
+    def close(self) -> None:
+        # Closing with messages unacked hands them back to the queue for other consumers.
+        self._publisher.close()
+        self._session.close()
