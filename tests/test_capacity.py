@@ -1,11 +1,16 @@
-"""The lecture's capacity cases, the queue's fluid model and M/M/c."""
+"""The lecture's capacity cases, the queue's fluid model and M/M/c, the `lab capacity`
+command and the recipe it writes. No brokers here (tests/test_capacity_run.py runs one)."""
 
 import json
 import math
+import subprocess
+import sys
 
 import pytest
 
 from lab.capacity import Workload, fluid, mmc, plan
+from lab.capacity.predict import predicted_backlog
+from lab.recipes import load
 
 # The lecture: servers of 10 req/s, 1 MB in, 0.01 MB out, 10 requests a user, 8:00-18:00.
 LECTURE = {"requests_per_user": 10, "hours": (8, 18), "server_rps": 10.0}
@@ -123,3 +128,71 @@ def test_mmc_against_textbook_values():
     assert mmc.mean_wait_s(10, 10, 2) == pytest.approx((1 / 3) / 10)
     assert mmc.mean_wait_s(20, 10, 2) is None
     assert math.isfinite(mmc.erlang_c(500, 450.0))
+
+
+def lab_capacity(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "lab.report.command", "capacity", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_command_prints_a_table_that_says_ten_bits():
+    r = lab_capacity("--users", "10000", "--peak-share", "0.55")
+    assert r.returncode == 0, r.stderr
+    assert "10 bits per byte" in r.stdout
+    assert "19,000 waiting" in r.stdout
+    assert "15.3 req/s" in r.stdout
+
+
+def test_command_json_matches_the_model():
+    args = ["--users", "10000", "--requests-per-user", "10", "--hours", "8-18"]
+    args += ["--peak-share", "55%", "--request-size", "1MB", "--response-size", "10KB"]
+    r = lab_capacity(*args, "--server-rps", "10", "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["peak_rps"] == approx(15.3)
+    assert d["queue"]["backlog_max"] == approx(19_000)
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--users", "many"], "--users: 'many' is not a whole number"),
+        (["--hours", "18-8"], "--hours: '18-8' must run forward"),
+        (["--request-size", "1 parsec"], "--request-size: '1 parsec' is not a size"),
+        (["--peak-share", "1.5"], "--peak-share: '1.5' is more than the whole day"),
+        (["--server-rps", "0"], "--server-rps: '0' must be a number larger than 0"),
+        (["--users"], "--users: expected one argument"),
+        (["--recipe", "/nonexistent/dir/day.toml"], "cannot write the recipe"),
+    ],
+)
+def test_bad_flags_are_one_line_and_exit_2(args, says):
+    r = lab_capacity(*args)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert says in lines[0]
+
+
+def test_recipe_loads_and_predicts_the_days_shape(tmp_path):
+    path = tmp_path / "day.toml"
+    r = lab_capacity("--users", "10000", "--peak-share", "0.55", "--recipe", str(path))
+    assert r.returncode == 0, r.stderr
+    assert str(path) in r.stdout
+    recipe = load(str(path))
+    assert recipe.rate.profile == "curve" and len(recipe.rate.curve) == 10
+    assert recipe.duration == 100  # 10 hours at 10 s an hour
+    # Capacity = workers / processing time: 1 worker at 10 req/s, rates x 10.
+    assert recipe.consumers.count / recipe.consumers.processing_time == pytest.approx(100)
+    import dataclasses
+
+    b = predicted_backlog(dataclasses.asdict(recipe))
+    # The day's 19,000 at 10x the rate and 1/360 of the time.
+    assert b.peak == approx(19_000 * 10 / 360)
+    assert b.peak_at == pytest.approx(10)
+    assert b.drained_after_s == approx(2206.45 / 360)
