@@ -167,7 +167,6 @@ def test_command_json_matches_the_model():
         (["--peak-share", "1.5"], "--peak-share: '1.5' is more than the whole day"),
         (["--server-rps", "0"], "--server-rps: '0' must be a number larger than 0"),
         (["--users"], "--users: expected one argument"),
-        (["--recipe", "/nonexistent/dir/day.toml"], "cannot write the recipe"),
     ],
 )
 def test_bad_flags_are_one_line_and_exit_2(args, says):
@@ -177,6 +176,15 @@ def test_bad_flags_are_one_line_and_exit_2(args, says):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1, r.stderr
     assert says in lines[0]
+
+
+def test_a_recipe_that_cannot_be_written_is_one_line(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    r = lab_capacity("--recipe", str(blocker / "day.toml"))
+    assert r.returncode == 2 and not r.stdout, (r.stdout, r.stderr)
+    [line] = r.stderr.strip().splitlines()
+    assert "cannot write the recipe" in line
 
 
 def test_recipe_loads_and_predicts_the_days_shape(tmp_path):

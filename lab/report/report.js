@@ -71,6 +71,14 @@
   // The percentile axis is log10(1 / (1 - p)): 50% at 0.3, 90% at 1, 99% at 2, ...
   const nines = (x) => `${+(100 * (1 - Math.pow(10, -x))).toPrecision(6)}%`;
 
+  function decades(u, axis, min, max) {
+    const out = [];
+    for (let k = Math.round(Math.log10(min)); Math.pow(10, k) <= max * 1.0001; k++) {
+      out.push(Math.pow(10, k));
+    }
+    return out;
+  }
+
   function percentAxis() {
     return {
       label: "percentile",
@@ -95,11 +103,13 @@
       height: HEIGHT,
       scales: {
         x: { time: false, range: spec.xRange },
-        y: { range: [0, spec.yMax] },
+        // Latency percentiles span decades (1 ms to seconds): a log axis shows them all.
+        y: spec.logX ? { distr: 3, log: 10, range: spec.yRange } : { range: [0, spec.yMax] },
       },
       axes: [
         spec.logX ? percentAxis() : { label: "s" },
-        { label: spec.unit, size: 60 },
+        spec.logX ? { label: spec.unit, size: 60, splits: decades, values: (u, v) =>
+          v.map((x) => x.toLocaleString("en")) } : { label: spec.unit, size: 60 },
       ],
       series: [
         { label: spec.logX ? "p" : "t", value: spec.logX ?
@@ -157,6 +167,10 @@
       ? { parts: percentileParts(run, kind), logX: true }
       : { parts: timeParts(run, kind), markers: run.markers, xRange });
     const shared = Math.max(...specs.map((s) => yMax(s.parts)));
+    const positive = specs.flatMap((s) => s.parts.flatMap((p) => p.y.filter((v) => v > 0)));
+    // Whole decades, so the log axis reads 1, 10, 100 ms rather than odd numbers.
+    const yRange = [Math.pow(10, Math.floor(Math.log10(Math.min(...positive, shared)))),
+                    Math.pow(10, Math.ceil(Math.log10(shared)))];
     let pRange = null;
     if (family === "percentiles") {
       const xs = specs.flatMap((s) => s.parts.flatMap((p) => p.x));
@@ -174,6 +188,7 @@
             (DATA.runs.length > 1 ? ` · ${run.label}` : ""),
           unit: row.dataset.unit,
           yMax: shared,
+          yRange,
           xRange: pRange || xRange,
           sync: `${family}-${kind}`,
         });
