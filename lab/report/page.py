@@ -17,7 +17,7 @@ h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 18px; margin: 28px 0 8p
 .muted { color: #666; } .alarm { color: #b00020; font-weight: bold; }
 table { border-collapse: collapse; margin: 4px 0 12px; }
 th, td { padding: 3px 10px; border-bottom: 1px solid #eee; text-align: left; vertical-align: top; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .row { display: flex; flex-wrap: wrap; gap: 16px; }
 .chart.empty { padding: 20px; color: #888; border: 1px dashed #ccc; }
 .runs { display: flex; flex-wrap: wrap; gap: 32px; } .runs > div { min-width: 320px; }
@@ -136,7 +136,10 @@ def _overview(results: list[RunResult], labels: list[str]) -> str:
     for r, label in zip(results, labels, strict=True):
         recipe = r.recipe
         rate = recipe.get("rate", {})
-        what = f"{rate.get('profile', '?')} {rate.get('rate', 0):g} msgs/s" if rate else "?"
+        mean = "mean " if rate.get("profile") == "curve" else ""
+        what = (
+            f"{rate.get('profile', '?')}, {mean}{rate.get('rate', 0):,.4g} msgs/s" if rate else "?"
+        )
         rows.append(
             [
                 f"<td><b>{_e(label.split(' · ')[0] if len(results) > 1 else '')}</b></td>",
@@ -145,7 +148,7 @@ def _overview(results: list[RunResult], labels: list[str]) -> str:
                 f"<td>{_e(what)}</td>",
                 f"<td>{_e(', '.join(r.brokers))}</td>",
                 f"<td>{_e(r.mode)}</td>",
-                f"<td>{_e(r.started_at)}</td>",
+                f"<td>{_e(_when(r.started_at))}</td>",
                 f'<td class="num">{r.duration_s:,.1f} s</td>',
                 f"<td>{_e(r.environment.get('runtime', '?'))}</td>",
                 "<td>"
@@ -160,6 +163,13 @@ def _overview(results: list[RunResult], labels: list[str]) -> str:
     head = ["", "run", "recipe", "rate", "brokers", "mode", "started", "took", "runtime"]
     head.append("problems")
     return _table(head, rows)
+
+
+def _when(iso: str) -> str:
+    try:
+        return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (TypeError, ValueError):
+        return str(iso)
 
 
 def _ledger(r: RunResult) -> str:
