@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
+from hdrh.histogram import HdrHistogram
 
 from lab import __version__
 from lab.ledger import LedgerCounts
@@ -70,8 +71,33 @@ class RunResult:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 
-def latency_summary(lat: Latency) -> dict:
-    return {"p50": lat.p50, "p95": lat.p95, "p99": lat.p99, "max": lat.max, "count": lat.count}
+# The percentiles a latency summary records for a percentile plot, HdrHistogram-style: the
+# nines a run measured often enough to tell apart (1 / (1 - p) samples at least), then 100.
+PERCENTILE_LADDER = (10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99, 99.995, 99.999)
+
+
+def latency_summary(lat: Latency | HdrHistogram) -> dict:
+    """p50, p95, p99, max and count in ms, and `percentiles`: [[percentile, ms], ...] up to
+    [100, max]. Given the histogram, the whole ladder; given only a Latency, the four
+    percentiles it knows."""
+    if isinstance(lat, HdrHistogram):
+        hist, lat = lat, Latency.of(lat)
+        ladder = [p for p in PERCENTILE_LADDER if 1 / (1 - p / 100) <= lat.count]
+        percentiles = [[p, hist.get_value_at_percentile(p) / 1000] for p in ladder]
+    else:
+        percentiles = [[50, lat.p50], [95, lat.p95], [99, lat.p99]]
+    if lat.count:
+        percentiles.append([100, lat.max])
+    else:
+        percentiles = []
+    return {
+        "p50": lat.p50,
+        "p95": lat.p95,
+        "p99": lat.p99,
+        "max": lat.max,
+        "count": lat.count,
+        "percentiles": percentiles,
+    }
 
 
 def measured_rate(per_second: list[int], recipe: Recipe) -> float:
@@ -87,8 +113,8 @@ def summary(
     series: list[dict],
     per_second: dict[str, list[int]],
     recipe: Recipe,
-    publish: Latency,
-    e2e: Latency,
+    publish: Latency | HdrHistogram,
+    e2e: Latency | HdrHistogram,
     extra: dict[str, int],
 ) -> dict:
     """The per-broker summary: ledger counts, rates and latencies after warm-up, and the

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what Broker Lab needs and is missing; prints nothing when nothing is missing.
-#   - Debian packages: Redis, PostgreSQL, RabbitMQ (Erlang), Java, Maven, tmux
+#   - Debian packages: Redis, PostgreSQL, RabbitMQ (Erlang), Java, Maven, tmux, Chromium
+#     (the report's browser tests), npm where Node.js is missing
 #   - a virtual environment (.venv) with the project and its dev tools
 #   - Apache Kafka assembled from Maven Central jars into ~/.cache/broker-lab (never the repo)
+#   - uPlot, the report's chart library, from the npm registry into ~/.cache/broker-lab/npm
 # Safe to run again and again; `make setup` runs it, and so do `make run|demo|test`.
 set -euo pipefail
 
@@ -10,6 +12,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 venv=${VENV:-$repo/.venv}
 cache=${LAB_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/broker-lab}
 kafka_version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$repo/kafka/pom.xml")
+uplot_version=$(sed -n 's/^UPLOT_VERSION = "\(.*\)".*/\1/p' "$repo/lab/report/assets.py")
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
@@ -27,6 +30,8 @@ need_pkg redis-server
 need_pkg postgresql
 need_pkg rabbitmq-server
 need_pkg tmux
+need_pkg chromium
+command -v npm >/dev/null || need_pkg npm
 command -v java >/dev/null || need_pkg openjdk-17-jre-headless
 command -v mvn >/dev/null || need_pkg maven
 python3 -c 'import ensurepip, venv' 2>/dev/null || need_pkg python3-venv
@@ -92,4 +97,24 @@ if [ "$(cat "$kafka_home/.complete" 2>/dev/null)" != "$pom_sum" ]; then
     echo "$pom_sum" > "$kafka_home.partial/.complete"
     rm -rf "$kafka_home"
     mv "$kafka_home.partial" "$kafka_home"
+fi
+
+# --- uPlot from the npm registry -------------------------------------------------
+# `lab report` embeds it in every report; lab/report/assets.py names the version.
+npm_home="$cache/npm"
+if [ "$(cat "$npm_home/.complete" 2>/dev/null)" != "uplot@$uplot_version" ]; then
+    say "installing uPlot $uplot_version from the npm registry into $npm_home"
+    rm -rf "$npm_home.partial"
+    mkdir -p "$npm_home.partial"
+    log="$npm_home.partial/npm.log"
+    if ! npm install --prefix "$npm_home.partial" --no-save --no-audit --no-fund \
+        --ignore-scripts "uplot@$uplot_version" >"$log" 2>&1; then
+        tail -n 20 "$log" >&2
+        die "npm could not install uPlot $uplot_version (full log: $log)"
+    fi
+    [ -f "$npm_home.partial/node_modules/uplot/dist/uPlot.iife.min.js" ] \
+        || die "uPlot $uplot_version is missing its dist/uPlot.iife.min.js after npm install"
+    echo "uplot@$uplot_version" > "$npm_home.partial/.complete"
+    rm -rf "$npm_home"
+    mv "$npm_home.partial" "$npm_home"
 fi

@@ -1,0 +1,119 @@
+"""`lab report` in a real browser: Debian's Chromium renders the HTML with no network, and
+every chart draws its data; old results files (without percentiles) still render."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lab.errors import LabError
+from lab.export import export
+from lab.report import write_report
+from lab.report.data import run_data
+from lab.report.load import load_run
+from tests.report_browser import assert_drawn, render
+
+DATA = Path(__file__).parent / "data"
+OLD = DATA / "replay-quickstart.json"  # written before latency percentiles were recorded
+# `lab capacity --users 10000 --peak-share 0.55 --recipe ... --seconds-per-hour 4
+# --rate-scale 20`, run through Redis: new-style percentiles and a predicted backlog.
+CAPACITY = DATA / "capacity-morning-redis.json"
+CHARTS_PER_RUN = 7  # send, receive, lag, e2e p50, e2e p99, two percentile plots
+
+
+def test_an_old_results_file_renders(tmp_path):
+    out = write_report([OLD], tmp_path / "report.html")
+    r = render(out, tmp_path / "profile")
+    assert_drawn(r, CHARTS_PER_RUN)
+    assert "kafka (p50/95/99/max only)" in r.text  # said, not hidden, for old files
+    assert "6,000" in r.text  # the ledger
+    assert "acks" in r.text and "confluent-kafka" in r.text  # settings, environment
+
+
+def test_two_runs_side_by_side_on_shared_axes(tmp_path):
+    out = write_report([OLD, CAPACITY], tmp_path / "report.html")
+    r = render(out, tmp_path / "profile", screenshot=tmp_path / "report.png")
+    assert_drawn(r, 2 * CHARTS_PER_RUN)
+    by_kind: dict[str, list[dict]] = {}
+    for c in r.charts:
+        by_kind.setdefault(c["id"].rsplit("-", 1)[0], []).append(c)
+    assert len(by_kind) == CHARTS_PER_RUN
+    for kind, (a, b) in by_kind.items():
+        assert a["yMax"] == b["yMax"] and a["xRange"] == b["xRange"], kind
+    assert "A · quickstart" in r.text and "B · morning-day" in r.text
+
+
+def test_the_report_predicts_the_backlog_of_a_run_with_a_processing_time():
+    run = run_data(load_run(CAPACITY), "capacity")
+    [redis] = run["brokers"]
+    prediction = redis["prediction"]
+    assert prediction["capacity"] == pytest.approx(200)  # 1 consumer at 5 ms
+    lag = max(v for v in redis["series"]["lag"] if v is not None)
+    assert lag == pytest.approx(prediction["peak"], rel=0.25)
+    # The quickstart's consumers have no processing time: nothing to predict.
+    assert all(b["prediction"] is None for b in run_data(load_run(OLD), "old")["brokers"])
+
+
+def test_markers_for_phases_and_faults():
+    run = run_data(load_run(OLD), "old")
+    labels = {m["label"] for m in run["markers"]}
+    assert {"producing", "warm-up over", "draining"} <= labels
+    producing = next(m for m in run["markers"] if m["label"] == "producing")
+    assert len(producing["brokers"]) >= 2  # brokers that started together: one line
+
+
+def test_export_html_is_the_same_report(tmp_path):
+    [path] = export(load_run(CAPACITY), tmp_path, ("html",))
+    assert_drawn(render(path, tmp_path / "profile"), CHARTS_PER_RUN)
+
+
+def lab(*args, **env):
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "lab.report.command", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, **env},
+    )
+
+
+def one_line(r) -> str:
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("lab: error: ")
+    return lines[0]
+
+
+def test_command_writes_the_file(tmp_path):
+    out = tmp_path / "sub" / "r.html"
+    r = lab("report", str(OLD), str(CAPACITY), "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == str(out)
+    assert out.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_bad_input_is_one_line(tmp_path):
+    corrupt = tmp_path / "corrupt.json"
+    corrupt.write_text('{"run_id": "x", "brokers": {')
+    assert "no such results file" in one_line(lab("report", str(tmp_path / "nope.json")))
+    assert "is not valid JSON" in one_line(lab("report", str(corrupt)))
+    not_a_run = tmp_path / "list.json"
+    not_a_run.write_text("[1, 2]")
+    assert "not a Broker Lab results file" in one_line(lab("report", str(not_a_run)))
+    assert "is a directory" in one_line(lab("report", str(tmp_path)))
+    assert "required" in one_line(lab("report"))
+
+
+def test_missing_chart_library_says_make_setup(tmp_path):
+    line = one_line(
+        lab("report", str(OLD), "-o", str(tmp_path / "r.html"), LAB_CACHE_DIR=str(tmp_path))
+    )
+    assert "uPlot" in line and "make setup" in line
+    with pytest.raises(LabError, match="make setup"):
+        write_report([OLD], tmp_path / "r.html", cache_dir=tmp_path)
