@@ -179,7 +179,7 @@ class BrokerLabApp(App[int]):
 
     def _export(self, screen: RunScreen, result: RunResult) -> None:
         try:
-            paths = export(result, self.results_dir, ("json", "md"))
+            paths = export(result, self.results_dir, ("json", "md", "html"))
         except Exception as exc:  # a full disk or a read-only dir: say so, keep going
             self.call_from_thread(self.notify, f"export failed: {exc}", severity="error")
             return

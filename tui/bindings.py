@@ -56,6 +56,13 @@ START = [
         tooltip="Start the ticked brokers that are not running, and wait until they answer",
     ),
     Binding("f5", "refresh", "Refresh", id="refresh", show=False, tooltip="Ask brokers again"),
+    Binding(
+        "c",
+        "capacity",
+        "Capacity",
+        id="capacity",
+        tooltip="Size servers, a queue or serverless for a day of users; run the day as a recipe",
+    ),
 ]
 
 _SELECT = [
@@ -141,7 +148,8 @@ RUN = [
         "export",
         "Export",
         id="export",
-        tooltip="Write the run's JSON results and a Markdown summary to the results directory",
+        tooltip="Write the run's JSON results, a Markdown summary and the HTML report to the "
+        "results directory",
     ),
     Binding(
         "c",
@@ -194,6 +202,18 @@ DEAD_LETTERS = [
     Binding("f5", "reload", "Reload", id="dlq-reload", tooltip="Read the dead letters again"),
 ]
 
+CAPACITY = [
+    *COMMON,
+    Binding("escape", "app.pop_screen", "Back", id="capacity-back", tooltip="Back to the start"),
+    Binding(
+        "ctrl+r",
+        "run_recipe",
+        "Run recipe",
+        id="capacity-run",
+        tooltip="Write the day as a time-compressed recipe and run it on the ticked brokers",
+    ),
+]
+
 CONFIRM = [
     Binding("y", "answer(True)", "Yes", id="confirm-yes"),
     Binding("n,escape", "answer(False)", "No", id="confirm-no"),
@@ -206,6 +226,7 @@ SCOPES = {
     "start": APP + START,
     "run": APP + RUN,
     "dead letters": APP + DEAD_LETTERS,
+    "capacity": APP + CAPACITY,
     "confirm": CONFIRM,
     "help": HELP,
 }

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from lab import brokers as registry
 from lab.brokers.contract import BrokerError
+from lab.cli import report
 from lab.cli.parser import parser
 from lab.cli.status import render_status
 from lab.errors import LabError
@@ -38,6 +39,8 @@ def run(argv: Sequence[str] | None = None) -> int:
             args.out,
             args.keep_brokers,
         )
+    if args.command in report.COMMANDS:
+        return report.run(args)
     runtime = get_runtime(args.runtime, None, args.broker_url, args.external_config)
     if args.command == "up":
         rows = runtime.up(args.brokers, progress=_print_progress)

@@ -5,12 +5,24 @@ import os
 
 from lab import __version__
 from lab import brokers as registry
+from lab.cli import report
+from lab.errors import LabError
 from lab.faults import ACTIONS
 from lab.runtimes import RUNTIME_CHOICES
 
 
+class Parser(argparse.ArgumentParser):
+    """Bad flags are a LabError (one line, exit 2) rather than argparse's usage dump; its
+    sub-commands' parsers are of this class too."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        command = self.prog.removeprefix("lab").strip()
+        where = f"lab {command} --help" if command else "lab --help"
+        raise LabError(f"{command + ': ' if command else ''}{message} (see {where})")
+
+
 def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="lab",
         description="Run the same workload through "
         + ", ".join(p.display for p in registry.plugins().values())
@@ -98,4 +110,5 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="leave brokers this run started running afterwards",
     )
+    report.add_parsers(sub)
     return parser

@@ -207,13 +207,18 @@ async def test_a_replay_refuses_faults_and_exports(tmp_path):
         await pilot.press("k")
         assert isinstance(app.screen, RunScreen)  # no question, nothing sent
         await pilot.press("e")
-        await until(pilot, lambda: len(list(out.glob("*"))) == 2, 10, "the export")
+        await until(pilot, lambda: len(list(out.glob("*"))) == 3, 10, "the export")
         log = screen.query_one(EventLog)
         await until(pilot, lambda: any("exported:" in line for line in log.lines_text), 5)
     run_id = recorded().run_id
-    assert sorted(p.name for p in out.iterdir()) == [f"{run_id}.json", f"{run_id}.md"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        f"{run_id}.html",
+        f"{run_id}.json",
+        f"{run_id}.md",
+    ]
     assert json.loads((out / f"{run_id}.json").read_text())["run_id"] == run_id
     assert "| acked |" in (out / f"{run_id}.md").read_text()
+    assert "uPlot" in (out / f"{run_id}.html").read_text()
 
 
 @pilot_test

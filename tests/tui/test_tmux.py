@@ -51,7 +51,11 @@ def test_at_80x24_columns_scroll_keys_work_and_export_writes(lab_tui, tmp_path):
     term.wait_for("exported:")
     run_id = recorded().run_id
     results = tmp_path / "results"
-    assert sorted(p.name for p in results.iterdir()) == [f"{run_id}.json", f"{run_id}.md"]
+    assert sorted(p.name for p in results.iterdir()) == [
+        f"{run_id}.html",
+        f"{run_id}.json",
+        f"{run_id}.md",
+    ]
     term.keys("q")
     deadline = time.monotonic() + 20
     while term.alive():

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, Sparkline, Static
@@ -23,6 +22,7 @@ from lab.capacity.recipe import write_recipe
 from lab.capacity.table import duration, render
 from lab.errors import LabError
 from lab.recipes import Recipe, load
+from tui.bindings import CAPACITY
 
 RunRecipe = Callable[[Recipe], None]
 
@@ -44,17 +44,6 @@ FIELDS = [
     ("message-size", "recipe: message size", "256B"),
 ]
 CURVE_POINTS = 120  # over the working day: five minutes each for 8:00 to 18:00
-
-BINDINGS = [
-    Binding("escape", "app.pop_screen", "Back", id="capacity-back", tooltip="Back"),
-    Binding(
-        "ctrl+r",
-        "run_recipe",
-        "Run recipe",
-        id="capacity-run",
-        tooltip="Write the day as a time-compressed recipe and run it on the ticked brokers",
-    ),
-]
 
 
 def namespace(values: dict[str, str]) -> argparse.Namespace:
@@ -82,7 +71,7 @@ def backlog_curve(p: Plan, points: int = CURVE_POINTS) -> list[float]:
 
 
 class CapacityScreen(Screen[None]):
-    BINDINGS = BINDINGS
+    BINDINGS = CAPACITY
     DEFAULT_CSS = """
     CapacityScreen #title { height: 1; padding: 0 1; background: $primary-background; }
     CapacityScreen #form { width: 44; border: round $panel-lighten-2; }

@@ -247,7 +247,19 @@ class StartScreen(Screen[None]):
     def action_refresh(self) -> None:
         self._poll()
 
-    def _launch(self, start: bool) -> None:
+    def action_capacity(self) -> None:
+        from tui.screens.capacity import CapacityScreen
+
+        def run(recipe: Recipe) -> None:
+            self.app.pop_screen()
+            self._launch(start=True, recipe=recipe)
+
+        path = self.app.results_dir / "capacity.toml"
+        self.app.push_screen(CapacityScreen(run_recipe=run, recipe_path=path))
+
+    def _launch(self, start: bool, recipe: Recipe | None = None) -> None:
+        """Bring the ticked brokers up, then (`start`) run the recipe: the one given, or
+        the highlighted one with the duration field's override."""
         if self.busy:
             self.notify("Busy bringing brokers up…", severity="warning")
             return
@@ -255,8 +267,8 @@ class StartScreen(Screen[None]):
         if not brokers:
             self.notify("Tick at least one broker (space).", severity="error")
             return
-        recipe = self.recipe
-        if start:
+        if start and recipe is None:
+            recipe = self.recipe
             if recipe is None:
                 self.notify("There is no recipe to run.", severity="error")
                 return

@@ -3,7 +3,6 @@ every chart draws its data; old results files (without percentiles) still render
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -12,9 +11,9 @@ from lab.export import export
 from lab.report import write_report
 from lab.report.data import run_data
 from lab.report.load import load_run
-from tests.report_browser import assert_drawn, render
+from tests.helpers import DATA
+from tests.report.browser import assert_drawn, render
 
-DATA = Path(__file__).parent / "data"
 OLD = DATA / "replay-quickstart.json"  # written before latency percentiles were recorded
 # `lab capacity --users 10000 --peak-share 0.55 --recipe ... --seconds-per-hour 4
 # --rate-scale 20`, run through Redis: new-style percentiles and a predicted backlog.
@@ -72,7 +71,7 @@ def lab(*args, **env):
     import os
 
     return subprocess.run(
-        [sys.executable, "-m", "lab.report.command", *args],
+        [sys.executable, "-m", "lab", *args],
         capture_output=True,
         text=True,
         timeout=60,

@@ -1,14 +1,12 @@
-"""`lab report`, `lab export` and `lab capacity`: their flags and what they do. lab.cli wires
-them in with add_parsers(sub) and run(args); `python -m lab.report.command` runs them alone.
+"""`lab report`, `lab export` and `lab capacity`: their flags and what they do.
 
-Every bad input is a LabError (one line, exit 2): the sub-parsers raise one instead of
-printing argparse's usage, and flag values are checked by lab.capacity.flags.
+Every bad input is a LabError (one line, exit 2); flag values are checked by
+lab.capacity.flags.
 """
 
 import argparse
 import json
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 from lab.errors import LabError
@@ -19,23 +17,21 @@ COMMANDS = ("report", "export", "capacity")
 def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     from lab.capacity import flags
 
-    p = _one_line(sub.add_parser("report", help="compare runs in one HTML file with charts"))
+    p = sub.add_parser("report", help="compare runs in one HTML file with charts")
     p.add_argument("results", nargs="+", metavar="RUN.json", help="results files of `lab run`")
     p.add_argument("-o", "--out", default="report.html", help="where (default report.html)")
 
-    p = _one_line(sub.add_parser("export", help="a run's series and summary as CSV (or HTML)"))
+    p = sub.add_parser("export", help="a run's series and summary as CSV (or HTML)")
     p.add_argument("result", metavar="RUN.json", help="a results file of `lab run`")
     p.add_argument("--csv", metavar="DIR", help="write <run-id>-series.csv and more into DIR")
     p.add_argument("--html", metavar="FILE", help="write the HTML report of this run")
 
-    p = _one_line(
-        sub.add_parser(
-            "capacity",
-            help="size servers, a queue or serverless for users in working hours",
-            description="The capacity model: users' requests in working hours, a share of "
-            "them in the first hour, servers of a fixed rate. Network figures count 10 bits "
-            "per byte (protocol overhead); 1 MB = 10^6 bytes.",
-        )
+    p = sub.add_parser(
+        "capacity",
+        help="size servers, a queue or serverless for users in working hours",
+        description="The capacity model: users' requests in working hours, a share of "
+        "them in the first hour, servers of a fixed rate. Network figures count 10 bits "
+        "per byte (protocol overhead); 1 MB = 10^6 bytes.",
     )
     flags.add_arguments(p)
 
@@ -47,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         return _export(args)
     if args.command == "capacity":
         return _capacity(args)
-    raise LabError(f"not a command of lab.report: {args.command}")
+    raise LabError(f"not a report command: {args.command}")
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -88,28 +84,3 @@ def _capacity(args: argparse.Namespace) -> int:
         where = sys.stderr if args.json else sys.stdout  # keep --json's stdout pure JSON
         print(f"\nrecipe written: {path} (run it: lab run {path})", file=where)
     return 0
-
-
-def _one_line(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Bad flags become a LabError, which lab.cli prints as one line and exit 2."""
-
-    def error(message: str) -> None:
-        raise LabError(f"lab {parser.prog.split()[-1]}: {message}")
-
-    parser.error = error  # type: ignore[method-assign]
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """These three commands alone, as lab.cli.main runs them."""
-    parser = argparse.ArgumentParser(prog="lab")
-    add_parsers(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    try:
-        return run(parser.parse_args(argv))
-    except LabError as exc:
-        print(f"lab: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

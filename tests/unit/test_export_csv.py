@@ -13,8 +13,8 @@ import pytest
 from lab.export import FORMATS, export
 from lab.export.csv import read_run, write_csv
 from lab.report.load import load_run
+from tests.helpers import DATA
 
-DATA = Path(__file__).parent / "data"
 RUNS = [DATA / "replay-quickstart.json", DATA / "capacity-morning-redis.json"]
 
 
@@ -71,7 +71,7 @@ def test_export_csv_through_export(tmp_path):
 
 def lab(*args):
     return subprocess.run(
-        [sys.executable, "-m", "lab.report.command", *args],
+        [sys.executable, "-m", "lab", *args],
         capture_output=True,
         text=True,
         timeout=60,

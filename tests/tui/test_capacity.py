@@ -5,7 +5,7 @@ generated recipe to the app."""
 from textual.app import App
 from textual.widgets import Input, Sparkline, Static
 
-from tests.test_tui_support import pilot_test, until
+from tests.tui.support import pilot_test, until
 from tui.screens.capacity import CapacityScreen
 
 

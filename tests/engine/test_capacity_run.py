@@ -9,7 +9,7 @@ from lab.engine.session import Session
 from lab.recipes import load
 from lab.report import write_report
 from lab.report.data import run_data
-from tests.report_browser import assert_drawn, render
+from tests.report.browser import assert_drawn, render
 
 pytestmark = pytest.mark.brokers
 

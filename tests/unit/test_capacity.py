@@ -132,7 +132,7 @@ def test_mmc_against_textbook_values():
 
 def lab_capacity(*args):
     return subprocess.run(
-        [sys.executable, "-m", "lab.report.command", "capacity", *args],
+        [sys.executable, "-m", "lab", "capacity", *args],
         capture_output=True,
         text=True,
         timeout=60,
