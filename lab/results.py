@@ -31,6 +31,8 @@ class BrokerResult:
     series: list[dict] = field(default_factory=list)
     per_second: dict[str, list[int]] = field(default_factory=dict)  # sent, acked, processed
     problems: list[str] = field(default_factory=list)
+    # The cloud service a local emulator stood in for: its behaviour, not its speed.
+    emulates: str | None = None
 
 
 @dataclass

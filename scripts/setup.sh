@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what Broker Lab needs and is missing; prints nothing when nothing is missing.
-#   - Debian packages: Redis, PostgreSQL, RabbitMQ (Erlang), Java, Maven, tmux, Chromium
-#     (the report's browser tests), npm where Node.js is missing
+#   - what each broker needs: its package's setup.sh (lab/brokers/*/setup.sh) says, with
+#     need_pkg / need_cmd for Debian packages and after_apt steps that assemble software
+#     from Maven Central or the npm registry into ~/.cache/broker-lab (never the repo)
+#   - Debian packages for the lab itself: tmux, Chromium (the report's browser tests), npm
 #   - a virtual environment (.venv) with the project and its dev tools
-#   - Apache Kafka assembled from Maven Central jars into ~/.cache/broker-lab (never the repo)
 #   - uPlot, the report's chart library, from the npm registry into ~/.cache/broker-lab/npm
 # Safe to run again and again; `make setup` runs it, and so do `make run|demo|test`.
 set -euo pipefail
@@ -11,7 +12,6 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 venv=${VENV:-$repo/.venv}
 cache=${LAB_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/broker-lab}
-kafka_version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$repo/kafka/pom.xml")
 uplot_version=$(sed -n 's/^UPLOT_VERSION = "\(.*\)".*/\1/p' "$repo/lab/report/assets.py")
 
 say() { printf 'setup: %s\n' "$*" >&2; }
@@ -23,17 +23,63 @@ as_root() {
     else die "need root for: $* (install sudo or run as root)"; fi
 }
 
-# --- Debian packages ---------------------------------------------------------
+# --- what the brokers and the lab need ------------------------------------------------
 missing=()
+after_apt=()  # commands to run once the packages are there (assembling jars, npm packages)
 need_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed' || missing+=("$1"); }
-need_pkg redis-server
-need_pkg postgresql
-need_pkg rabbitmq-server
+need_cmd() { command -v "$1" >/dev/null || need_pkg "$2"; }  # a command, or the package with it
+
+# Jars of a Maven project (a pom.xml of dependencies) into $cache/NAME, once per pom.
+maven_assembly() {
+    local name=$1 pom=$2 check=$3 home="$cache/$1" sum
+    sum=$(sha256sum "$pom" | cut -d' ' -f1)
+    [ "$(cat "$home/.complete" 2>/dev/null)" = "$sum" ] && return 0
+    say "assembling $name from Maven Central into $home"
+    rm -rf "$home.partial"
+    mkdir -p "$home.partial"
+    local log="$home.partial/maven.log"
+    if ! mvn -B -f "$pom" dependency:copy-dependencies \
+        -DincludeScope=runtime -DoutputDirectory="$home.partial/libs" >"$log" 2>&1; then
+        grep -E 'ERROR|Could not' "$log" | head -n 20 >&2
+        die "Maven could not fetch $name (full log: $log)"
+    fi
+    ls "$home.partial/libs"/$check >/dev/null 2>&1 || die "$check is missing after the Maven build of $name"
+    echo "$sum" > "$home.partial/.complete"
+    rm -rf "$home"
+    mv "$home.partial" "$home"
+}
+
+# npm packages (SPEC: name@version ...) into $cache/NAME, once per SPEC. Their install
+# scripts do not run unless the caller sets npm_scripts=1 (a package that builds code).
+npm_assembly() {
+    local name=$1 check=$2 home="$cache/$1"
+    shift 2
+    [ "$(cat "$home/.complete" 2>/dev/null)" = "$*" ] && return 0
+    say "installing $* from the npm registry into $home"
+    rm -rf "$home.partial"
+    mkdir -p "$home.partial"
+    local log="$home.partial/npm.log"
+    local scripts=--ignore-scripts
+    [ "${npm_scripts:-0}" = 1 ] && scripts=
+    if ! npm install --prefix "$home.partial" --no-save --no-audit --no-fund $scripts "$@" \
+        >"$log" 2>&1; then
+        tail -n 20 "$log" >&2
+        die "npm could not install $* (full log: $log)"
+    fi
+    [ -e "$home.partial/$check" ] || die "$check is missing after npm installed $*"
+    echo "$*" > "$home.partial/.complete"
+    rm -rf "$home"
+    mv "$home.partial" "$home"
+}
+
+for fragment in "$repo"/lab/brokers/*/setup.sh; do
+    here=$(dirname "$fragment")
+    # shellcheck source=/dev/null
+    . "$fragment"
+done
 need_pkg tmux
 need_pkg chromium
-command -v npm >/dev/null || need_pkg npm
-command -v java >/dev/null || need_pkg openjdk-17-jre-headless
-command -v mvn >/dev/null || need_pkg maven
+need_cmd npm npm
 python3 -c 'import ensurepip, venv' 2>/dev/null || need_pkg python3-venv
 
 if [ ${#missing[@]} -gt 0 ]; then
@@ -79,42 +125,11 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
     echo "$want" > "$stamp"
 fi
 
-# --- Apache Kafka from Maven Central -----------------------------------------------
-kafka_home="$cache/kafka-$kafka_version"
-pom_sum=$(sha256sum "$repo/kafka/pom.xml" | cut -d' ' -f1)
-if [ "$(cat "$kafka_home/.complete" 2>/dev/null)" != "$pom_sum" ]; then
-    say "assembling Apache Kafka $kafka_version from Maven Central into $kafka_home"
-    rm -rf "$kafka_home.partial"
-    mkdir -p "$kafka_home.partial"
-    log="$kafka_home.partial/maven.log"
-    if ! mvn -B -f "$repo/kafka/pom.xml" dependency:copy-dependencies \
-        -DincludeScope=runtime -DoutputDirectory="$kafka_home.partial/libs" >"$log" 2>&1; then
-        grep -E 'ERROR|Could not' "$log" | head -n 20 >&2
-        die "Maven could not fetch Kafka $kafka_version (full log: $log)"
-    fi
-    ls "$kafka_home.partial/libs"/kafka_2.13-"$kafka_version".jar >/dev/null \
-        || die "the Kafka $kafka_version broker jar is missing after the Maven build"
-    echo "$pom_sum" > "$kafka_home.partial/.complete"
-    rm -rf "$kafka_home"
-    mv "$kafka_home.partial" "$kafka_home"
-fi
+# --- what the brokers assemble ---------------------------------------------------------
+for step in "${after_apt[@]}"; do
+    eval "$step"
+done
 
 # --- uPlot from the npm registry -------------------------------------------------
 # `lab report` embeds it in every report; lab/report/assets.py names the version.
-npm_home="$cache/npm"
-if [ "$(cat "$npm_home/.complete" 2>/dev/null)" != "uplot@$uplot_version" ]; then
-    say "installing uPlot $uplot_version from the npm registry into $npm_home"
-    rm -rf "$npm_home.partial"
-    mkdir -p "$npm_home.partial"
-    log="$npm_home.partial/npm.log"
-    if ! npm install --prefix "$npm_home.partial" --no-save --no-audit --no-fund \
-        --ignore-scripts "uplot@$uplot_version" >"$log" 2>&1; then
-        tail -n 20 "$log" >&2
-        die "npm could not install uPlot $uplot_version (full log: $log)"
-    fi
-    [ -f "$npm_home.partial/node_modules/uplot/dist/uPlot.iife.min.js" ] \
-        || die "uPlot $uplot_version is missing its dist/uPlot.iife.min.js after npm install"
-    echo "uplot@$uplot_version" > "$npm_home.partial/.complete"
-    rm -rf "$npm_home"
-    mv "$npm_home.partial" "$npm_home"
-fi
+npm_assembly npm node_modules/uplot/dist/uPlot.iife.min.js "uplot@$uplot_version"

@@ -196,6 +196,12 @@ class ConsumerClient(ABC):
         (reason, attempts, first and last failure) and remove it from the main queue, in
         that order, so a crash in between duplicates a dead letter rather than losing it."""
 
+    def assign(self, partitions: list[int]) -> None:  # noqa: B027 - optional
+        """Brokers without consumer groups (BrokerPlugin.assigns_partitions): the
+        partitions this consumer reads from now on, the engine's choice, as the Kinesis
+        Client Library's leases are. A partition taken away may still have deliveries in
+        flight: they are redelivered by its new owner from the last checkpoint."""
+
     def close(self) -> None:  # noqa: B027 - optional
         """Release the connection."""
 

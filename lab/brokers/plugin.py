@@ -60,6 +60,12 @@ class BrokerPlugin:
     # Part of a run when a recipe names no brokers, and of `lab up` without arguments.
     default: ClassVar[bool] = True
     container_start_timeout: ClassVar[float] = 60.0  # docker runtime: until it answers
+    # The broker has no consumer groups: the engine hands each consumer its share of the
+    # recipe's partitions, and again whenever consumers come or go (ConsumerClient.assign).
+    assigns_partitions: ClassVar[bool] = False
+    # A local server that speaks a cloud service's API stands in for it: which service.
+    # Results and the TUI say so: its behaviour is the service's, its speed is not.
+    emulates: ClassVar[str | None] = None
 
     @property
     def client_port(self) -> str:

@@ -98,6 +98,12 @@ def summary_table(result: RunResult) -> Table:
 
 def print_summary(console: Console, result: RunResult, path: object) -> None:
     console.print(summary_table(result))
+    for b in result.brokers.values():
+        if b.emulates:
+            console.print(
+                f"{b.broker}: an emulator ({b.version or '?'}) of {b.emulates}: "
+                "its behaviour is the service's, its speed is not"
+            )
     for problem in result.problems:
         console.print(Text(f"problem: {problem}", style="bold red"))
     console.print(f"results: {path}")

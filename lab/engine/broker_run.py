@@ -13,7 +13,7 @@ from hdrh.histogram import HdrHistogram
 
 from lab import brokers as registry
 from lab.brokers.contract import BrokerAdapter, Probe, RunSpec
-from lab.engine.control import Burst, Crash, SetMultiplier, Slow, Start
+from lab.engine.control import Assign, Burst, Crash, SetMultiplier, Slow, Start
 from lab.engine.pacing import rate_function
 from lab.engine.phases import PRODUCING, TERMINAL, Phase
 from lab.engine.worker import Report, WorkerSpec
@@ -61,6 +61,7 @@ class BrokerRun:
         self.broker = spec.broker
         self.recipe = spec.recipe
         self.adapter: BrokerAdapter = registry.adapter_for(spec)
+        self.assigns_partitions = registry.get(spec.broker).assigns_partitions
         self.phase = Phase.WAITING
         self.t0_ns: int | None = None  # producers' clock zero
         self.workers: list[WorkerHandle] = []
@@ -92,6 +93,19 @@ class BrokerRun:
     def start_consumers(self) -> None:
         for _ in range(self.recipe.consumers.count):
             self.add_worker("consumer")
+        self.rebalance()
+
+    def rebalance(self) -> None:
+        """Brokers without consumer groups: every live consumer gets its share of the
+        partitions (every n-th), told again only when its share changed."""
+        if not self.assigns_partitions:
+            return
+        consumers = sorted(self.live("consumer"), key=lambda w: w.index)
+        for i, w in enumerate(consumers):
+            share = tuple(p for p in range(self.recipe.partitions) if p % len(consumers) == i)
+            if w.assigned != share:
+                w.assigned = share
+                w.tell(Assign(share))
 
     def start_producers(self) -> None:
         """Producers connect, say ready, and wait for `go`."""
@@ -147,17 +161,20 @@ class BrokerRun:
             if w.role == "consumer" and w.index == index:
                 w.kill()
                 w.finished = True
+        self.rebalance()  # its partitions go to the others, from its last checkpoint
 
     def add_consumer(self) -> int:
         worker = self.add_worker("consumer")
         if self.t0_ns is not None:
             worker.tell(Start(self.t0_ns, self.multiplier))
+        self.rebalance()
         return worker.index
 
     def remove_consumer(self) -> None:
         consumers = self.live("consumer")
         if consumers:
             consumers[-1].stop()
+            self.rebalance()
 
     def slow_consumers(self, factor: float) -> None:
         for w in self.live("consumer"):
@@ -198,6 +215,8 @@ class BrokerRun:
             handle.finished = True
             if handle.role == "producer":
                 self._backlog.pop(handle.index, None)
+            else:
+                self.rebalance()
         return None
 
     def _fold(self, handle: WorkerHandle, r: Report) -> None:
@@ -352,6 +371,7 @@ class BrokerRun:
             series=series,
             per_second=per_second,
             problems=problems,
+            emulates=registry.get(self.broker).emulates,
         )
 
     def finish(self, final_probe: Probe | None) -> LedgerCounts:

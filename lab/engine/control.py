@@ -37,4 +37,10 @@ class Crash(NamedTuple):
     """Consumers: SIGKILL yourself between receiving the next batch and acking it."""
 
 
-Command = Start | Stop | SetMultiplier | Burst | Slow | Crash
+class Assign(NamedTuple):
+    """Consumers of a broker without consumer groups: read these partitions from now on."""
+
+    partitions: tuple[int, ...]
+
+
+Command = Start | Stop | SetMultiplier | Burst | Slow | Crash | Assign

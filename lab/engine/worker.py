@@ -38,7 +38,7 @@ from lab.brokers.contract import (
     ProducerClient,
     RunSpec,
 )
-from lab.engine.control import Burst, Command, Crash, SetMultiplier, Slow, Start, Stop
+from lab.engine.control import Assign, Burst, Command, Crash, SetMultiplier, Slow, Start, Stop
 from lab.engine.pacing import Pacer, message_sizes, rate_function
 from lab.ledger import Export, SeqCollector
 from lab.metrics import new_histogram, record_us
@@ -300,6 +300,10 @@ class ConsumerWorker:
         self.t0_ns: int | None = None  # the run's clock zero, once producers start
         self.max_attempts = recipe.max_attempts
         self.crash = False
+        # Brokers without consumer groups: the partitions the engine gave this consumer,
+        # and whether its client has yet to hear of them.
+        self.partitions: tuple[int, ...] | None = None
+        self.assign_now = False
         self.failures: dict[int, tuple[float, int]] = {}  # poison id -> (first failure, attempts)
         # Keep one batch of simulated work near 100 ms, so commands and reports are not
         # held up behind a long sleep.
@@ -313,7 +317,11 @@ class ConsumerWorker:
             try:
                 if client is None:
                     client = self.adapter.consumer(self.spec.index)
+                    self.assign_now = self.partitions is not None
                     failures = 0
+                if self.assign_now:
+                    client.assign(list(self.partitions))
+                    self.assign_now = False
                 deliveries = client.receive(self.batch_max, 0.1)
                 if deliveries:
                     self._process(deliveries, client)
@@ -337,6 +345,9 @@ class ConsumerWorker:
                     self.crash = True
                 case Start(t0_ns, _):
                     self.t0_ns = t0_ns
+                case Assign(partitions):
+                    self.partitions = partitions
+                    self.assign_now = True
         return True
 
     def _process(self, deliveries: list[Delivery], client: ConsumerClient) -> None:

@@ -24,6 +24,7 @@ class WorkerHandle:
     reported: bool = False  # it has said something: its client is connected
     ready: bool = False  # producers: connected and waiting for the start time
     eof: bool = False  # its pipe closed: the process has ended
+    assigned: tuple[int, ...] | None = None  # consumers: partitions the engine gave it
     started_at: float = field(default_factory=time.monotonic)
 
     @property

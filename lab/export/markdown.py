@@ -27,7 +27,8 @@ def to_markdown(result: RunResult) -> str:
     lines += ["", "## Versions and settings", ""]
     for b in brokers:
         settings = ", ".join(f"{k}={v}" for k, v in b.settings.items())
-        lines.append(f"- **{b.broker}** {b.version or '?'} with {b.client}: {settings}")
+        emulator = f" (an emulator of {b.emulates})" if b.emulates else ""
+        lines.append(f"- **{b.broker}** {b.version or '?'}{emulator} with {b.client}: {settings}")
     faults = [e for e in result.events if e.kind in ("fault", "command")]
     if faults:
         lines += ["", "## Faults and commands", ""]

@@ -11,6 +11,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Sparkline, Static
 
+from lab import brokers as registry
 from lab.app.format import mebibytes as mib
 from lab.app.format import millis as ms
 from lab.app.format import number as n
@@ -73,6 +74,10 @@ class BrokerColumn(Vertical):
         self.broker = broker
         self.index = index
         self.border_title = f"{index + 1} {broker}"
+        plugin = registry.plugins().get(broker)  # a replay's broker may not be installed
+        if plugin is not None and plugin.emulates:
+            self.border_title += " · emulator"
+            self.tooltip = f"a local emulator of {plugin.emulates}: its behaviour, not its speed"
         self.current: BrokerSnapshot | None = None
 
     def compose(self) -> ComposeResult:

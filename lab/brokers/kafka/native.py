@@ -11,7 +11,7 @@ from lab.errors import LabError
 from lab.runtimes.native.processes import ProcessSpec
 from lab.runtimes.native.spec import SETUP_HINT, NativeBroker
 
-POM = Path(__file__).resolve().parents[3] / "kafka" / "pom.xml"
+POM = Path(__file__).resolve().parent / "pom.xml"  # what setup assembled
 DEFAULT_VERSION = "4.1.1"
 
 # Kafka's own start scripts use a 1 GiB heap and these GC settings. One GiB is plenty for a

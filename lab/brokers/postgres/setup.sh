@@ -1,0 +1,1 @@
+need_pkg postgresql  # sourced by scripts/setup.sh: PostgreSQL from Debian
