@@ -11,8 +11,9 @@ setup:
 run: setup
 	@$(LAB) tui
 
+# DEMO_ARGS: more flags for `lab run` (CI shortens the run: DEMO_ARGS="--duration 6").
 demo: setup
-	@$(LAB) run quickstart
+	@$(LAB) run quickstart $(DEMO_ARGS)
 
 test: setup
 	@$(VENV)/bin/pytest

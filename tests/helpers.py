@@ -151,5 +151,12 @@ class Tmux:
     def alive(self) -> bool:
         return self.tmux("has-session", "-t", "lab", check=False).returncode == 0
 
+    def wait_until_gone(self, timeout: float) -> None:
+        """Until the program in the pane has exited (and tmux with it)."""
+        deadline = time.monotonic() + timeout
+        while self.alive():
+            assert time.monotonic() < deadline, f"it did not quit:\n{self.screen()}"
+            time.sleep(0.2)
+
     def kill(self) -> None:
         self.tmux("kill-server", check=False)

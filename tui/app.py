@@ -198,7 +198,7 @@ class BrokerLabApp(App[int]):
             note = f"a replay: the dead letters stayed with the broker ({counted or 0} counted)"
             source = DeadLetterSource(broker, run_id, None, None, note)
         else:
-            source = live_source(self.runtime, broker, run_id)
+            source = live_source(self.runtime, broker, run_id, ended=screen.ended)
         self.push_screen(DeadLettersScreen(source, self.config.confirm_destructive))
 
     # --- help, quitting, cleaning up ----------------------------------------------------------

@@ -16,7 +16,11 @@ from lab import brokers as registry
 from lab.brokers.contract import BrokerAdapter, DeadLetter, RunSpec
 from lab.errors import LabError
 from lab.recipes import parse
-from lab.runtimes import Runtime
+from lab.runtimes import BrokerState, Progress, Runtime
+
+# States in which a broker was not running: brought up to read dead letters, it is
+# stopped again afterwards.
+NOT_RUNNING = (BrokerState.STOPPED, BrokerState.KILLED)
 
 # --- runs whose dead letters were kept --------------------------------------------------
 # A run's queue and dead-letter destination outlive the run when it left dead letters,
@@ -63,6 +67,24 @@ def _write(state_dir: Path, entries: list[dict]) -> None:
     tmp = _kept_file(state_dir).with_suffix(".tmp")
     tmp.write_text(json.dumps(entries, indent=1))
     tmp.replace(_kept_file(state_dir))
+
+
+@contextmanager
+def broker_up(runtime: Runtime, broker: str, progress: Progress) -> Iterator[None]:
+    """The broker answering for as long as the block runs: a run that is over stopped the
+    brokers it started, while its dead letters stay on their disk. A broker that was not
+    running is started (with `progress`, as `lab run` does) and stopped again after."""
+    [status] = runtime.status([broker], sample_seconds=0)
+    if status.state is BrokerState.HEALTHY:
+        yield
+        return
+    runtime.up([broker], progress)
+    try:
+        yield
+    finally:
+        if status.state in NOT_RUNNING:
+            progress(broker, "stopping it again")
+            runtime.down([broker])
 
 
 def list_dead_letters(runtime: Runtime, broker: str, run_id: str, limit: int) -> list[DeadLetter]:

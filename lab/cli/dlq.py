@@ -6,12 +6,25 @@ from rich.console import Console
 from rich.table import Table
 
 from lab.app import dlq as kept
-from lab.runtimes import Runtime
+from lab.runtimes import Progress, Runtime
 
 
 def dlq(
-    runtime: Runtime, broker: str, run_id: str | None, limit: int, redrive: bool, purge: bool
+    runtime: Runtime,
+    broker: str,
+    run_id: str | None,
+    limit: int,
+    redrive: bool,
+    purge: bool,
+    progress: Progress,
 ) -> int:
+    adapter = kept.adapter_for_run(runtime, broker, run_id)  # fails fast if no run kept any
+    adapter.close()
+    with kept.broker_up(runtime, broker, progress):
+        return _dlq(runtime, broker, adapter.spec.run_id, limit, redrive, purge)
+
+
+def _dlq(runtime: Runtime, broker: str, run_id: str, limit: int, redrive: bool, purge: bool) -> int:
     adapter = kept.adapter_for_run(runtime, broker, run_id)
     run = adapter.spec.run_id
     console = Console()
@@ -19,13 +32,13 @@ def dlq(
         adapter.close()
         if redrive:
             moved = kept.redrive(runtime, broker, run)
-            console.print(
+            print(
                 f"{broker}: {moved} dead letters of run {run} sent back to its queue "
                 f"(lab dlq {broker} --run {run} --purge deletes it)"
             )
         else:
             kept.purge(runtime, broker, run)
-            console.print(f"{broker}: run {run}'s queue and dead letters deleted")
+            print(f"{broker}: run {run}'s queue and dead letters deleted")
         return 0
     try:
         letters = adapter.dead_letters(limit)
@@ -51,7 +64,7 @@ def dlq(
             d.payload_head,
         )
     console.print(table)
-    console.print(f"redrive: lab dlq {broker} --run {run} --redrive")
+    print(f"redrive: lab dlq {broker} --run {run} --redrive")
     return 0
 
 

@@ -59,7 +59,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         from lab.cli.dlq import dlq
 
         broker = registry.get(args.broker).name
-        return dlq(runtime, broker, args.run, args.limit, args.redrive, args.purge)
+        return dlq(runtime, broker, args.run, args.limit, args.redrive, args.purge, _print_progress)
     elif args.command == "run":
         from pathlib import Path
 

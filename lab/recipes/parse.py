@@ -190,10 +190,11 @@ def _show(value: float, unit: str | None) -> str:
 def _seconds(raw: Any, source: str, name: str) -> float:
     if isinstance(raw, int | float) and not isinstance(raw, bool):
         return float(raw)
-    match = re.fullmatch(r"\s*([0-9.]+)\s*(ms|s|m|min|h)\s*", str(raw))
+    # A bare number is seconds, as for sleep and timeout.
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(ms|s|m|min|h)?\s*", str(raw))
     if not match:
-        raise _fail(source, name, f"{raw!r} is not a duration; write e.g. 30s, 500ms, 2m, 1h")
-    return float(match.group(1)) * _UNITS_S[match.group(2)]
+        raise _fail(source, name, f"{raw!r} is not a duration; write e.g. 30, 30s, 500ms, 2m, 1h")
+    return float(match.group(1)) * _UNITS_S[match.group(2) or "s"]
 
 
 def _bytes(raw: Any, source: str, name: str) -> int:

@@ -3,7 +3,6 @@ with capture-pane, as a user would see it. Replays a recorded run, so no broker 
 
 import shlex
 import sys
-import time
 
 import pytest
 
@@ -57,10 +56,7 @@ def test_at_80x24_columns_scroll_keys_work_and_export_writes(lab_tui, tmp_path):
         f"{run_id}.md",
     ]
     term.keys("q")
-    deadline = time.monotonic() + 20
-    while term.alive():
-        assert time.monotonic() < deadline, f"lab tui did not quit:\n{term.screen()}"
-        time.sleep(0.2)
+    term.wait_until_gone(20)
     assert (tmp_path / "exit-code").read_text().strip() == "0"
 
 
@@ -79,7 +75,4 @@ def test_at_200x50_all_four_brokers_side_by_side(lab_tui):
     screen = term.wait_for("whole-run figures", timeout=40)
     assert "leads" in screen
     term.keys("C-c")  # quits at once, like q when no run is going
-    deadline = time.monotonic() + 20
-    while term.alive():
-        assert time.monotonic() < deadline, f"lab tui did not quit:\n{term.screen()}"
-        time.sleep(0.2)
+    term.wait_until_gone(20)

@@ -2,6 +2,7 @@
 redrive. Reading and redriving happen in a worker thread; the table is updated by row
 key, never cleared."""
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,14 +33,26 @@ class DeadLetterSource:
     note: str = ""
 
 
-def live_source(runtime: Runtime, broker: str, run_id: str) -> DeadLetterSource:
-    """The dead letters of a run that is going, read and redriven through its broker."""
-    return DeadLetterSource(
-        broker,
-        run_id,
-        lambda limit: dlq.list_dead_letters(runtime, broker, run_id, limit),
-        lambda: dlq.redrive(runtime, broker, run_id),
-    )
+def live_source(runtime: Runtime, broker: str, run_id: str, ended: bool) -> DeadLetterSource:
+    """The dead letters of a run, read and redriven through its broker. A run that `ended`
+    may have stopped its broker: it is brought up for the read, and stopped again."""
+
+    def quiet(_broker: str, _message: str) -> None:
+        """The screen's note says the broker may be started: no line per step."""
+
+    def up() -> contextlib.AbstractContextManager:
+        return dlq.broker_up(runtime, broker, quiet) if ended else contextlib.nullcontext()
+
+    def read(limit: int) -> list[DeadLetter]:
+        with up():
+            return dlq.list_dead_letters(runtime, broker, run_id, limit)
+
+    def redrive() -> int:
+        with up():
+            return dlq.redrive(runtime, broker, run_id)
+
+    note = f"reading… ({broker} is started for it if the run stopped it)" if ended else ""
+    return DeadLetterSource(broker, run_id, read, redrive, note)
 
 
 def _time(ts: float) -> str:
