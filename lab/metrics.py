@@ -61,7 +61,7 @@ class Event:
 @dataclass(frozen=True)
 class BrokerSnapshot:
     broker: str
-    phase: str  # a lab.engine.phases.Phase
+    phase: str  # a lab.phases.Phase
     state: str  # the runtime's view: healthy, killed, paused, ...
     producers: int = 0
     consumers: int = 0
@@ -126,7 +126,7 @@ class Snapshot:
     seq: int
     t: float  # seconds since the run started
     duration: float
-    phase: str  # the run's: starting | running | draining | done (lab.engine.phases)
+    phase: str  # the run's: starting | running | draining | done (lab.phases)
     brokers: tuple[BrokerSnapshot, ...]
     events: tuple[Event, ...] = ()  # new since the previous snapshot
 

@@ -13,12 +13,14 @@ from pathlib import Path
 import psutil
 from hdrh.histogram import HdrHistogram
 
-from lab import __version__
+from lab import __version__, results_schema
+from lab.errors import LabError
 from lab.ledger import LedgerCounts
 from lab.metrics import Event, Latency
 from lab.recipes import Recipe
 
 SCHEMA = 1
+RESULTS_MODE = 0o644
 
 
 @dataclass
@@ -33,6 +35,9 @@ class BrokerResult:
     problems: list[str] = field(default_factory=list)
     # The cloud service a local emulator stood in for: its behaviour, not its speed.
     emulates: str | None = None
+    # The durability settings as read back from the broker, at the start, after each
+    # restart and at the end: [{"when": "start", "t": 1.2, "settings": {...}}, ...].
+    settings_read: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -65,12 +70,38 @@ class RunResult:
         # file, and two writers of the same run (a UI saving while the run ends) both win.
         with tempfile.NamedTemporaryFile("w", dir=out_dir, suffix=".tmp", delete=False) as tmp:
             tmp.write(json.dumps(self.to_dict(), indent=1))
+        # Readable by all, like the Markdown and HTML exports: results are for sharing and
+        # hold no secret (every URL in them is redacted). NamedTemporaryFile makes 0600.
+        os.chmod(tmp.name, RESULTS_MODE)
         Path(tmp.name).replace(path)
         return path
 
     @classmethod
     def load(cls, path: Path) -> "RunResult":
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        """A results file, or one LabError that names the file and what is wrong with it."""
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            raise LabError(f"{path}: no such results file (lab run writes them)") from None
+        except IsADirectoryError:
+            raise LabError(
+                f"{path} is a directory: give a results file, e.g. {path}/RUN.json"
+            ) from None
+        except UnicodeDecodeError:
+            raise LabError(f"{path} is not a text file: give a results JSON file") from None
+        except OSError as exc:
+            raise LabError(f"{path} cannot be read: {exc.strerror}") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise LabError(
+                f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}"
+            ) from None
+        wrong = results_schema.problem(data)
+        if wrong:
+            raise LabError(f"{path} is not a Broker Lab results file: {wrong}")
+        return cls.from_dict(data)
 
 
 # The percentiles a latency summary records for a percentile plot, HdrHistogram-style: the
@@ -102,11 +133,13 @@ def latency_summary(lat: Latency | HdrHistogram) -> dict:
     }
 
 
-def measured_rate(per_second: list[int], recipe: Recipe) -> float:
-    """Messages per second over the whole seconds between warm-up and the run's end."""
-    first, last = math.ceil(recipe.warmup), int(recipe.duration)
+def measured_rate(per_second: list[int], recipe: Recipe, ran: float) -> float | None:
+    """Messages per second over the whole seconds between warm-up and the end of the
+    schedule, or of what ran of it (`ran` seconds: a run stopped early). None: not one
+    whole second was measured."""
+    first, last = math.ceil(recipe.warmup), int(min(recipe.duration, ran))
     if last <= first:
-        return 0.0
+        return None
     return sum(per_second[first:last]) / (last - first)
 
 
@@ -118,11 +151,13 @@ def summary(
     publish: Latency | HdrHistogram,
     e2e: Latency | HdrHistogram,
     extra: dict[str, int],
+    ran: float,
 ) -> dict:
     """The per-broker summary: ledger counts, rates and latencies after warm-up, and the
-    engine's own counters (`extra`: failed sends, errors, poison acked, ...)."""
+    engine's own counters (`extra`: failed sends, errors, poison acked, ...). `ran`: the
+    seconds the producers' schedule ran (less than the recipe's after a stop)."""
     running = [s for s in series if s["phase"] == "running"]
-    target = sum(s["target_rate"] for s in running) / len(running) if running else 0.0
+    target = sum(s["target_rate"] for s in running) / len(running) if running else None
     lags = [s["lag"] for s in series if s["lag"] is not None]
     return {
         **counts.to_dict(),
@@ -130,8 +165,8 @@ def summary(
         "target_rate": target,
         # Exact: acked (processed) messages counted per second of the run clock, over the
         # whole seconds from the end of warm-up to the end of the schedule.
-        "produce_rate": measured_rate(per_second["acked"], recipe),
-        "consume_rate": measured_rate(per_second["processed"], recipe),
+        "produce_rate": measured_rate(per_second["acked"], recipe, ran),
+        "consume_rate": measured_rate(per_second["processed"], recipe, ran),
         "publish_latency_ms": latency_summary(publish),
         "e2e_latency_ms": latency_summary(e2e),
         "max_lag": max(lags, default=0),
@@ -155,14 +190,20 @@ def environment(
 
 
 def _pair(lat: dict) -> str:
+    if not lat["count"]:
+        return "-"  # nothing was measured after warm-up
     return f"{lat['p50']:,.1f} / {lat['p99']:,.1f} / {lat['max']:,.1f}"
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
 
 
 # The rows of a run's comparison, in the order people read them; each formats one
 # broker's summary. `lab run`'s summary table and the Markdown export both use them.
 SUMMARY_ROWS: list[tuple[str, Callable[[dict], str]]] = [
-    ("send rate (msgs/s)", lambda s: f"{s['produce_rate']:,.0f} of {s['target_rate']:,.0f}"),
-    ("receive rate (msgs/s)", lambda s: f"{s['consume_rate']:,.0f}"),
+    ("send rate (msgs/s)", lambda s: f"{_rate(s['produce_rate'])} of {_rate(s['target_rate'])}"),
+    ("receive rate (msgs/s)", lambda s: _rate(s["consume_rate"])),
     ("publish p50 / p99 / max (ms)", lambda s: _pair(s["publish_latency_ms"])),
     ("end-to-end p50 / p99 / max (ms)", lambda s: _pair(s["e2e_latency_ms"])),
     ("max lag", lambda s: f"{s['max_lag']:,}"),

@@ -24,7 +24,7 @@ DATA = REPO / "tests" / "data"
 # LAB_TEST_PORT_BASE + n * BLOCK (default 19000; a block spans PORT_BLOCK ports, proxies
 # included). A second run of the suite on the same machine moves the base by 14000.
 BLOCK = 2000
-BLOCKS = ("fresh", "cli", "cleanup", "session", "plugin", "first-run")
+BLOCKS = ("fresh", "cli", "cleanup", "session", "plugin", "first-run", "interrupts")
 
 
 def port_block(name: str) -> int:

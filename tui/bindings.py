@@ -65,6 +65,9 @@ START = [
     ),
 ]
 
+SELECT_GROUP = Binding.Group("Select broker", compact=True)  # one row in the help
+CONSUMERS = Binding.Group("Consumer", compact=True)  # one key in the footer
+
 _SELECT = [
     Binding(
         str(n),
@@ -73,7 +76,7 @@ _SELECT = [
         show=False,
         id=f"select-{n}",
         tooltip="Select the broker column of that number",
-        group=Binding.Group("Select broker", compact=True),
+        group=SELECT_GROUP,
     )
     for n in range(1, 10)
 ]
@@ -164,6 +167,7 @@ RUN = [
         "Consumer",
         id="add-consumer",
         tooltip=ACTIONS["add-consumer"].summary,
+        group=CONSUMERS,
     ),
     Binding(
         "minus",
@@ -171,6 +175,7 @@ RUN = [
         "Consumer",
         id="remove-consumer",
         tooltip=ACTIONS["remove-consumer"].summary,
+        group=CONSUMERS,
     ),
     Binding(
         "space",

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from lab.engine.commands import Command
-from lab.engine.phases import Phase, run_phase
 from lab.ledger import LedgerCounts
 from lab.metrics import BrokerSnapshot, Event, Latency, Snapshot
+from lab.phases import Phase, run_phase
 from lab.results import RunResult
 
 

@@ -252,5 +252,20 @@ class BrokerAdapter(ABC):
         """Name and version of the client library this adapter uses."""
         return "unknown"
 
+    def losses_expected(self) -> str | None:
+        """Why this run's durability setting may lose acknowledged messages when the broker
+        dies, in one phrase for people ("fast: ..."); None when it promises to keep them."""
+        return None
+
+    def apply_durability(self) -> None:  # noqa: B027 - optional
+        """Set the recipe's durability on the broker again, where it lives on the server
+        (not in the clients' settings): provision does it, and so does the engine after
+        every restart, which may start the broker from its configuration file."""
+
+    def read_settings(self) -> dict[str, str]:
+        """The durability settings as the broker reports them now (read back, not as
+        intended); {} where the broker cannot be asked."""
+        return {}
+
     def close(self) -> None:  # noqa: B027 - optional
         """Release engine-side connections."""

@@ -66,16 +66,21 @@ def run(argv: Sequence[str] | None = None) -> int:
         from lab.cli.run import run as run_headless
 
         overrides: dict = {}
-        if args.duration:
-            overrides["duration"] = args.duration
+        if args.duration is not None:
+            overrides["duration"] = ("--duration", args.duration)
         if args.rate is not None:
-            overrides["rate.rate"] = args.rate
+            overrides["rate.rate"] = ("--rate", args.rate)
         if args.no_proxy:
-            overrides["chaos_proxy"] = False
-        brokers = [b.strip() for b in args.brokers.split(",") if b.strip()] if args.brokers else []
+            overrides["chaos_proxy"] = ("--no-proxy", False)
+        brokers = []
+        if args.brokers is not None:
+            brokers = [b.strip() for b in args.brokers.split(",") if b.strip()]
+            if not brokers:
+                raise LabError(f"--brokers: name at least one, from {', '.join(registry.names())}")
+            registry.check(brokers)
         from lab.faults import parse_fault
 
-        faults = [parse_fault(text) for text in args.fault]
+        faults = [(text, *parse_fault(text)) for text in args.fault]
         return run_headless(
             runtime,
             args.recipe,

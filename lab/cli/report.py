@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from lab.errors import LabError
+from lab.results import RunResult
 
 COMMANDS = ("report", "export", "capacity")
 
@@ -57,11 +58,10 @@ def _report(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from lab.export.csv import write_csv
     from lab.report import write_report
-    from lab.report.load import load_run
 
     if not args.csv and not args.html:
         raise LabError("say what to write: --csv DIR and/or --html FILE")
-    result = load_run(Path(args.result))
+    result = RunResult.load(Path(args.result))
     paths = write_csv(result, Path(args.csv)) if args.csv else []
     if args.html:
         paths.append(write_report([Path(args.result)], Path(args.html)))

@@ -10,7 +10,8 @@ from rich.live import Live
 from lab import recipes
 from lab.cli.live import live_view, plain_line, print_summary
 from lab.engine.session import Session
-from lab.faults import Fault
+from lab.errors import LabError
+from lab.faults import Fault, schedule_problem
 from lab.runtimes import Runtime
 
 PLAIN_EVERY = 5.0  # seconds between progress lines when the output is not a terminal
@@ -24,9 +25,15 @@ def run(
     out_dir: Path,
     overrides: dict,
     keep_brokers: bool,
-    faults: list[tuple[float, Fault]],
+    faults: list[tuple[str, float, Fault]],
 ) -> int:
+    """`faults`: (as written, seconds, fault) of each --fault."""
     recipe = recipes.load(recipe_name, overrides)
+    names = brokers or list(recipe.brokers)
+    for text, at, fault in faults:
+        problem = schedule_problem(at, fault, recipe.duration, names)
+        if problem:
+            raise LabError(f"--fault {text!r}: {problem}")
     console = Console(stderr=False)
     session = Session(runtime, stop_started_brokers=not keep_brokers)
     interrupted = []
@@ -40,7 +47,7 @@ def run(
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        session.start(recipe, brokers, mode, faults)
+        session.start(recipe, brokers, mode, [(at, fault) for _, at, fault in faults])
         if console.is_terminal:
             with Live(console=console, refresh_per_second=4, transient=False) as live:
                 for snap in session.snapshots():

@@ -15,14 +15,15 @@ from lab import brokers as registry
 from lab.brokers.contract import BrokerAdapter, Probe, RunSpec
 from lab.engine.control import Assign, Burst, Crash, SetMultiplier, Slow, Start
 from lab.engine.pacing import rate_function
-from lab.engine.phases import PRODUCING, TERMINAL, Phase
-from lab.engine.worker import Report, WorkerSpec
+from lab.engine.positions import PositionIndex, collect
+from lab.engine.reporting import Report, WorkerSpec
 from lab.engine.workers import WorkerHandle, reap, start_worker
 from lab.errors import LabError
 from lab.faults import Fault
 from lab.ledger import Ledger, LedgerCounts, SeqCollector
 from lab.messages import unpack
 from lab.metrics import BrokerSnapshot, Latency, new_histogram
+from lab.phases import PRODUCING, TERMINAL, Phase
 from lab.results import BrokerResult, summary
 
 RATE_WINDOW = 1.0  # seconds over which rates are averaged
@@ -85,6 +86,10 @@ class BrokerRun:
         self.deadline = 0.0  # of the current phase (connecting, draining, stopping)
         self.schedule: list[tuple[float, Fault]] = []  # (seconds of run clock, fault), sorted
         self.by_second: dict[str, Counter] = {k: Counter() for k in ("sent", "acked", "processed")}
+        self.produced_for = 0.0  # seconds of run clock until the producers were done
+        # The durability settings as the broker reported them: at the start, after each
+        # restart, at the end ({"when": ..., "t": session seconds, "settings": {...}}).
+        self.settings_read: list[dict] = []
         self.started_at: float | None = None  # session seconds
         self.finished_at: float | None = None
 
@@ -287,11 +292,11 @@ class BrokerRun:
         if probe.dropped:
             packed = array("Q")
             packed.frombytes(probe.dropped)
-            self.ledger.record_retention_dropped(_collect(packed).export())
+            self.ledger.record_retention_dropped(collect(packed).export())
         if probe.retention_floor:
             below = self.positions.below(probe.retention_floor)
             if below:
-                self.ledger.record_retention_dropped(_collect(below).export())
+                self.ledger.record_retention_dropped(collect(below).export())
 
     def snapshot(self, now: float, network: dict[str, dict[str, float]]) -> BrokerSnapshot:
         """`network`: the network faults in force on the broker (the fault injector's)."""
@@ -349,6 +354,8 @@ class BrokerRun:
         """This broker's part of the run's results."""
         counts = self.final_counts or self.ledger.counts()
         problems = list(self.ledger.problems)
+        if counts.lost:
+            problems.append(self.loss_problem(counts.lost))
         if not counts.adds_up():
             problems.append("the ledger does not add up")
         if self.phase is Phase.FAILED:
@@ -367,11 +374,29 @@ class BrokerRun:
             version=version,
             client=self.adapter.client_version(),
             settings=self.adapter.settings(),
-            summary=summary(counts, series, per_second, self.recipe, publish, e2e, engine_counts),
+            summary=summary(
+                counts, series, per_second, self.recipe, publish, e2e, engine_counts, self.ran()
+            ),
             series=series,
             per_second=per_second,
             problems=problems,
             emulates=registry.get(self.broker).emulates,
+            settings_read=list(self.settings_read),
+        )
+
+    def ran(self) -> float:
+        """Seconds of the schedule the producers ran: to the end, or to a stop."""
+        return self.produced_for or self.elapsed()
+
+    def loss_problem(self, lost: int) -> str:
+        """Lost acknowledged messages, said aloud: whether the durability setting predicted
+        it, or the broker broke its promise (said louder)."""
+        expected = self.adapter.losses_expected()
+        if expected:
+            return f"{lost:,} acknowledged messages lost, as durability {expected}"
+        return (
+            f"BROKEN PROMISE: {lost:,} acknowledged messages lost although durability "
+            f"'{self.recipe.durability}' promises to keep every message the broker confirmed"
         )
 
     def finish(self, final_probe: Probe | None) -> LedgerCounts:
@@ -383,55 +408,3 @@ class BrokerRun:
         if final_probe is not None:
             self.health.probe = final_probe
         return self.final_counts
-
-
-def _collect(packed: array) -> SeqCollector:
-    collector = SeqCollector()
-    for value in packed:
-        collector.add(*unpack(value))
-    return collector
-
-
-class PositionIndex:
-    """Where each acked message sits in a position-based broker (Kafka offset, Redis entry
-    id), kept only for runs with retention, until retention passes it.
-
-    Positions arrive in blocks (one per producer report), each nearly in order; a block
-    wholly below a floor is dropped in one go, one wholly above it is not even looked at,
-    so probes cost little however long the run."""
-
-    def __init__(self) -> None:
-        # partition -> blocks of (lowest position, highest position, (position, id) pairs)
-        self._blocks: dict[int, list[tuple[int, int, array]]] = {}
-
-    def add(self, raw: bytes) -> None:
-        triples = array("q")
-        triples.frombytes(raw)
-        by_partition: dict[int, array] = {}
-        for i in range(0, len(triples), 3):
-            by_partition.setdefault(triples[i], array("q")).extend(triples[i + 1 : i + 3])
-        for partition, pairs in by_partition.items():
-            positions = pairs[::2]
-            block = (min(positions), max(positions), pairs)
-            self._blocks.setdefault(partition, []).append(block)
-
-    def below(self, floors: dict[int, int]) -> array:
-        """Ids of messages at positions below each partition's floor, each given once."""
-        out = array("Q")
-        for partition, floor in floors.items():
-            kept = []
-            for low, high, pairs in self._blocks.get(partition, []):
-                if low >= floor:
-                    kept.append((low, high, pairs))
-                elif high < floor:
-                    out.extend(array("Q", pairs[1::2]))
-                else:
-                    rest = array("q")
-                    for j in range(0, len(pairs), 2):
-                        if pairs[j] < floor:
-                            out.append(pairs[j + 1])
-                        else:
-                            rest.extend(pairs[j : j + 2])
-                    kept.append((min(rest[::2]), high, rest))
-            self._blocks[partition] = kept
-        return out

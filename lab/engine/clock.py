@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 from lab.engine.broker_run import BrokerRun
 from lab.engine.commands import Command, Stop
 from lab.engine.monitor import BrokerMonitor
-from lab.engine.phases import ACTIVE, TERMINAL, Phase
 from lab.errors import LabError
 from lab.faults import Fault
+from lab.phases import ACTIVE, TERMINAL, Phase
 
 if TYPE_CHECKING:
     from lab.engine.session import Session
@@ -115,7 +115,7 @@ class RunClock:
         s = self.s
         run.phase = Phase.STARTING
         run.started_at = s.elapsed()
-        monitor = BrokerMonitor(run, s.runtime, s.lock, s.say, s.ensure_up)
+        monitor = BrokerMonitor(run, s.runtime, s.lock, s.say, s.ensure_up, s.elapsed)
         s.monitors[run.broker] = monitor
         monitor.start()
 
@@ -167,6 +167,7 @@ class RunClock:
             with s.lock:
                 run.stop_role("producer")
         if run.producers_done():
+            run.produced_for = run.elapsed()
             run.phase = Phase.DRAINING
             run.deadline = time.monotonic() + recipe.drain_timeout
             s.say("phase", "producers finished; draining", run.broker)
@@ -195,6 +196,8 @@ class RunClock:
             counts = run.finish(monitor.final_probe)
         run.phase = Phase.DONE
         run.finished_at = s.elapsed()
+        if counts.lost:
+            s.say("error", run.loss_problem(counts.lost), run.broker)
         if not counts.adds_up():
             s.say("error", f"ledger does not add up: {counts}", run.broker)
         s.say("phase", "done", run.broker)

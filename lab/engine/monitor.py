@@ -27,6 +27,7 @@ class BrokerMonitor(threading.Thread):
         lock: threading.Lock,
         on_event: Callable[[str, str, str | None], None],
         ensure_up: Callable[[str], None],
+        elapsed: Callable[[], float],
     ) -> None:
         super().__init__(name=f"lab-monitor-{run.broker}", daemon=True)
         self.run_ = run
@@ -34,7 +35,9 @@ class BrokerMonitor(threading.Thread):
         self.lock = lock
         self.on_event = on_event
         self.ensure_up = ensure_up
+        self.elapsed = elapsed  # the session's clock
         self.ready = threading.Event()  # provisioned: workers may start
+        self.restarted = threading.Event()  # the broker is back from a restart
         self.failed: str | None = None
         self.finish = threading.Event()  # the session wants the final probe and teardown
         self.final_probe: Probe | None = None
@@ -51,12 +54,17 @@ class BrokerMonitor(threading.Thread):
             self.done.set()
             return
         self.ready.set()
+        self._read_settings("start")
         last_state = None
         while not self.finish.wait(PROBE_INTERVAL):
+            if self.restarted.is_set():
+                self.restarted.clear()
+                self._after_restart()
             state = self._observe()
             if state != last_state and last_state is not None:
                 self.on_event("state", f"{r.broker} is {state}", r.broker)
             last_state = state
+        self._read_settings("end")
         try:
             self.final_probe = r.adapter.probe(final=True)
         except Exception as exc:  # the broker may be down at the end
@@ -82,6 +90,37 @@ class BrokerMonitor(threading.Thread):
         finally:
             r.adapter.close()
             self.done.set()
+
+    def _after_restart(self) -> None:
+        """A restart starts the broker from its configuration file: what the run set on
+        the server is set again, and read back to show it held."""
+        r = self.run_
+        try:
+            r.adapter.apply_durability()
+        except Exception as exc:  # the broker may have died again
+            self.on_event("error", f"durability not set again after the restart: {exc}", r.broker)
+        now = self._read_settings("after restart")
+        start = next((e["settings"] for e in r.settings_read if e["when"] == "start"), None)
+        if now and start and now != start:
+            changed = ", ".join(
+                f"{k} {start.get(k)} -> {v}" for k, v in now.items() if start.get(k) != v
+            )
+            self.on_event("error", f"settings differ after the restart: {changed}", r.broker)
+
+    def _read_settings(self, when: str) -> dict[str, str] | None:
+        """The broker's own word on its durability settings, kept for the results."""
+        r = self.run_
+        try:
+            found = r.adapter.read_settings()
+        except Exception as exc:  # the broker may be down at the end of a drill
+            self.on_event("error", f"settings not read back ({when}): {exc}", r.broker)
+            return None
+        if found:
+            with self.lock:
+                r.settings_read.append(
+                    {"when": when, "t": round(self.elapsed(), 3), "settings": found}
+                )
+        return found
 
     def _observe(self) -> str:
         r = self.run_

@@ -27,7 +27,6 @@ from lab.engine.clock import RunClock
 from lab.engine.commands import Command, Stop
 from lab.engine.events import EventLog
 from lab.engine.monitor import BrokerMonitor
-from lab.engine.phases import Phase, run_phase
 from lab.engine.reader import read_workers
 from lab.errors import LabError
 from lab.faults import Fault
@@ -35,6 +34,7 @@ from lab.faults.inject import FaultInjector
 from lab.faults.proxy_host import ProxyHost
 from lab.ledger import Ledger
 from lab.metrics import Event, Snapshot
+from lab.phases import Phase, run_phase
 from lab.recipes import Recipe
 from lab.results import RunResult, environment
 from lab.runtimes import BrokerState, Runtime
@@ -67,6 +67,7 @@ class Session:
         self.closing = threading.Event()
         self.t_start = time.monotonic()
         self.faults = FaultInjector(runtime, self.say)
+        self.faults.on_restarted = self._restarted
         self.proxies: ProxyHost | None = None
         self._subscribers: list[queue.Queue] = []
         self._series: dict[str, list[dict]] = {}
@@ -218,6 +219,11 @@ class Session:
         self.publish(final=True)
         self._done.set()
         self.close()
+
+    def _restarted(self, broker: str) -> None:
+        monitor = self.monitors.get(broker)
+        if monitor is not None:
+            monitor.restarted.set()
 
     def ensure_up(self, broker: str) -> None:
         """Start the broker if it is not running; remember it, to stop it at the end."""

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 
 from lab.engine import control
-from lab.engine.worker import WorkerSpec, worker_main
+from lab.engine.reporting import WorkerSpec
+from lab.engine.worker import worker_main
 from lab.forkserver import context
 
 

@@ -9,7 +9,9 @@ Snapshot stream and the results, so charts can mark it. The actions, what they t
 how they apply: lab/faults/actions.py.
 """
 
+import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from lab.errors import LabError, unknown_choice
@@ -28,12 +30,16 @@ class Fault:
         if self.action not in ACTIONS:
             raise unknown_choice("fault action", self.action, ACTIONS)
         allowed = ACTIONS[self.action].params
-        for key in self.args:
+        for key, value in self.args.items():
             if key not in allowed:
                 names = ", ".join(allowed) or "none"
                 raise LabError(
                     f"fault '{self.action}' takes no argument '{key}' (it takes: {names})"
                 )
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise LabError(f"fault '{self.action}': {key} must be a number, not {value!r}")
+            if not math.isfinite(value) or value < 0:
+                raise LabError(f"fault '{self.action}': {key} must be 0 or more, not {value:g}")
 
     @property
     def kind(self) -> FaultAction:
@@ -47,7 +53,19 @@ class Fault:
         return " ".join(x for x in (self.action, self.broker or "all brokers", args) if x)
 
 
-_SPEC = re.compile(r"^\s*(?P<at>\d+(?:\.\d+)?)(?P<unit>ms|s|m)?\s+(?P<rest>.+)$")
+def schedule_problem(
+    at: float, fault: Fault, duration: float, brokers: Sequence[str] | None = None
+) -> str | None:
+    """Why a fault scheduled at `at` seconds can never happen in a run of `duration` on
+    `brokers` (None: any), or None. A recipe file and --fault say it in the same words."""
+    if at > duration:
+        return f"{at:g}s is after the run ends ({duration:g}s)"
+    if brokers is not None and fault.broker and fault.broker not in brokers:
+        return f"{fault.broker} is not in this run ({', '.join(brokers)})"
+    return None
+
+
+_SPEC = re.compile(r"^\s*(?P<at>\d+(?:\.\d+)?)(?P<unit>ms|s|m)?\s+(?P<rest>\S.*)$")
 
 
 def parse_fault(text: str, brokers: tuple[str, ...] = ()) -> tuple[float, Fault]:
@@ -55,7 +73,7 @@ def parse_fault(text: str, brokers: tuple[str, ...] = ()) -> tuple[float, Fault]
     match = _SPEC.match(text)
     if not match:
         raise LabError(
-            f"fault '{text}' is not 'TIME ACTION [BROKER] [key=value ...]', e.g. '30s kill BROKER'"
+            f"fault {text!r} is not 'TIME ACTION [BROKER] [key=value ...]', e.g. '30s kill BROKER'"
         )
     at = float(match["at"]) * {"ms": 0.001, "s": 1.0, "m": 60.0}[match["unit"] or "s"]
     action, *rest = match["rest"].split()
@@ -70,10 +88,18 @@ def parse_fault(text: str, brokers: tuple[str, ...] = ()) -> tuple[float, Fault]
         try:
             args[key] = float(value.rstrip("s")) if sep else float("nan")
         except ValueError:
-            raise LabError(f"fault '{text}': {item} is not key=number") from None
+            raise LabError(f"fault {text!r}: {item!r} is not key=number") from None
         if not sep:
-            raise LabError(f"fault '{text}': {item} is not key=number")
+            raise LabError(f"fault {text!r}: {item!r} is not key=number")
     return at, Fault(action, broker, args)
 
 
-__all__ = ["ACTIONS", "NETWORK_ACTIONS", "Fault", "FaultAction", "Scope", "parse_fault"]
+__all__ = [
+    "ACTIONS",
+    "NETWORK_ACTIONS",
+    "Fault",
+    "FaultAction",
+    "Scope",
+    "parse_fault",
+    "schedule_problem",
+]

@@ -1,6 +1,7 @@
 """TOML recipes into Recipe objects, with errors that name the file, the field, the bad value
 and what is allowed."""
 
+import copy
 import dataclasses
 import re
 import tomllib
@@ -30,12 +31,23 @@ _UNITS_BYTES = {
 
 
 class RecipeError(LabError):
-    pass
+    """What is wrong with a recipe: where (`source`), which field, and the problem."""
+
+    def __init__(self, source: str, field: str, problem: str) -> None:
+        super().__init__(f"{source}: {field}: {problem}")
+        self.source, self.field, self.problem = source, field, problem
+
+
+# An override of a recipe field from elsewhere than the file: the field's dotted name ->
+# (what to call it in an error, e.g. "--duration", and its value).
+Overrides = dict[str, tuple[str, Any]]
 
 
 def find(name_or_path: str) -> Path:
     """A recipe path as given, or a shipped recipe by name (`quickstart`)."""
     path = Path(name_or_path)
+    if path.is_dir():
+        raise LabError(f"{path} is a directory, not a recipe: give a recipe's .toml file")
     if path.exists():
         return path
     shipped = RECIPES_DIR / f"{name_or_path}.toml"
@@ -45,21 +57,41 @@ def find(name_or_path: str) -> Path:
     raise LabError(f"no recipe '{name_or_path}': give a path or one of {', '.join(names)}")
 
 
-def load(name_or_path: str, overrides: dict[str, Any] | None = None) -> Recipe:
-    """Read a recipe; `overrides` ("duration", "rate.rate", ...) replace fields before
-    validation, so an override gets the same checks as the file."""
+def load(name_or_path: str, overrides: Overrides | None = None) -> Recipe:
+    """Read a recipe. `overrides` replace fields and get the same checks as the file, but
+    a bad one is blamed on where it came from ("--duration: ..."), not on the file."""
     path = find(name_or_path)
     try:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
-        raise RecipeError(f"{path}: not valid TOML: {exc}") from None
-    for dotted, value in (overrides or {}).items():
+        raise LabError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise LabError(f"{path}: not a text file (a recipe is TOML)") from None
+    except OSError as exc:
+        raise LabError(f"cannot read the recipe {path}: {exc.strerror}") from None
+    if not overrides:
+        return parse(data, str(path))
+    parse(data, str(path))  # the file's own mistakes first, named as the file's
+    return with_overrides(data, overrides, str(path))
+
+
+def with_overrides(data: dict[str, Any], overrides: Overrides, source: str) -> Recipe:
+    """The recipe `data` with `overrides` in place."""
+    data = copy.deepcopy(data)
+    for dotted, (_, value) in overrides.items():
         table = data
         *parents, leaf = dotted.split(".")
         for key in parents:
             table = table.setdefault(key, {})
         table[leaf] = value
-    return parse(data, str(path))
+    try:
+        return parse(data, source)
+    except RecipeError as exc:
+        for dotted, (flag, _) in overrides.items():
+            if exc.field == dotted:
+                raise LabError(f"{flag}: {exc.problem}") from None
+        given = ", ".join(f"{flag} {value}" for flag, value in overrides.values())
+        raise LabError(f"{given}: with it, {exc.field}: {exc.problem}") from None
 
 
 def parse(data: dict[str, Any], source: str = "<recipe>") -> Recipe:
@@ -91,7 +123,7 @@ def list_shipped() -> list[Recipe]:
 
 
 def _fail(source: str, name: str, message: str) -> RecipeError:
-    return RecipeError(f"{source}: {name}: {message}")
+    return RecipeError(source, name, message)
 
 
 def _build(cls: type, data: Any, source: str, prefix: str, extra: Iterable[str] = ()) -> Any:
@@ -166,9 +198,9 @@ def _scalar(hint: Any, meta: Any, raw: Any, source: str, name: str) -> Any:
         )
     low, high = meta.get("min"), meta.get("max")
     if low is not None and value < low:
-        raise _fail(source, name, f"{raw!r} is too small; the minimum is {_show(low, unit)}")
+        raise _fail(source, name, f"{raw!r} is too small (at least {_show(low, unit)})")
     if high is not None and value > high:
-        raise _fail(source, name, f"{raw!r} is too large; the maximum is {_show(high, unit)}")
+        raise _fail(source, name, f"{raw!r} is too large (at most {_show(high, unit)})")
     return value
 
 
@@ -237,13 +269,15 @@ def _check_whole(recipe: Recipe, source: str) -> None:
 
 def _check_fault(fault: Fault, source: str, name: str, duration: float) -> None:
     from lab.faults import Fault as Injectable  # the faults package owns the actions
+    from lab.faults import schedule_problem
 
     try:
-        Injectable(fault.action, fault.broker or None, fault.args)
+        injectable = Injectable(fault.action, fault.broker or None, fault.args)
     except LabError as exc:
         raise _fail(source, f"{name}.action", str(exc)) from None
     if fault.broker and fault.broker not in registry.names():
         error = unknown_choice("broker", fault.broker, registry.names())
         raise _fail(source, f"{name}.broker", str(error))
-    if fault.at > duration:
-        raise _fail(source, f"{name}.at", f"{fault.at:g}s is after the run ends ({duration:g}s)")
+    problem = schedule_problem(fault.at, injectable, duration)
+    if problem:
+        raise _fail(source, f"{name}.at", problem)

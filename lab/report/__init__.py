@@ -7,7 +7,6 @@ from pathlib import Path
 
 from lab.errors import LabError
 from lab.report import assets, page
-from lab.report.load import load_run
 from lab.results import RunResult
 
 
@@ -21,7 +20,7 @@ def write_report(paths: list[Path], out: Path, cache_dir: Path | None = None) ->
     """Read each results file and write one HTML report comparing them to `out`."""
     if not paths:
         raise LabError("give at least one results file, e.g. lab report results/RUN.json")
-    text = render_report([load_run(p) for p in paths], cache_dir)
+    text = render_report([RunResult.load(p) for p in paths], cache_dir)
     out = Path(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -31,4 +30,4 @@ def write_report(paths: list[Path], out: Path, cache_dir: Path | None = None) ->
     return out
 
 
-__all__ = ["load_run", "render_report", "write_report"]
+__all__ = ["render_report", "write_report"]

@@ -10,7 +10,7 @@ from lab.errors import LabError
 from lab.export import export
 from lab.report import write_report
 from lab.report.data import run_data
-from lab.report.load import load_run
+from lab.results import RunResult
 from tests.helpers import DATA
 from tests.report.browser import assert_drawn, render
 
@@ -44,18 +44,18 @@ def test_two_runs_side_by_side_on_shared_axes(tmp_path):
 
 
 def test_the_report_predicts_the_backlog_of_a_run_with_a_processing_time():
-    run = run_data(load_run(CAPACITY), "capacity")
+    run = run_data(RunResult.load(CAPACITY), "capacity")
     [redis] = run["brokers"]
     prediction = redis["prediction"]
     assert prediction["capacity"] == pytest.approx(200)  # 1 consumer at 5 ms
     lag = max(v for v in redis["series"]["lag"] if v is not None)
     assert lag == pytest.approx(prediction["peak"], rel=0.25)
     # The quickstart's consumers have no processing time: nothing to predict.
-    assert all(b["prediction"] is None for b in run_data(load_run(OLD), "old")["brokers"])
+    assert all(b["prediction"] is None for b in run_data(RunResult.load(OLD), "old")["brokers"])
 
 
 def test_markers_for_phases_and_faults():
-    run = run_data(load_run(OLD), "old")
+    run = run_data(RunResult.load(OLD), "old")
     labels = {m["label"] for m in run["markers"]}
     assert {"producing", "warm-up over", "draining"} <= labels
     producing = next(m for m in run["markers"] if m["label"] == "producing")
@@ -63,7 +63,7 @@ def test_markers_for_phases_and_faults():
 
 
 def test_export_html_is_the_same_report(tmp_path):
-    [path] = export(load_run(CAPACITY), tmp_path, ("html",))
+    [path] = export(RunResult.load(CAPACITY), tmp_path, ("html",))
     assert_drawn(render(path, tmp_path / "profile"), CHARTS_PER_RUN)
 
 

@@ -35,7 +35,9 @@ def test_at_80x24_columns_scroll_keys_work_and_export_writes(lab_tui, tmp_path):
     assert "2 rabbitmq" in screen and "3 redis" not in screen  # two columns fit
     assert "◀ 1-2 of 4 ▶" in screen and "REPLAY" in screen
     footer = screen.rstrip("\n").splitlines()[-1]
+    # What does not fit is one key away: the footer ends at a whole key and says where.
     assert footer.startswith("? Help q Quit k Kill"), footer
+    assert footer.rstrip().endswith("s Peak … ? all keys"), footer
     term.keys("4")
     screen = term.wait_for("◀ 3-4 of 4 ▶")
     assert "4 postgres" in screen and "1 kafka" not in screen

@@ -12,7 +12,7 @@ import pytest
 
 from lab.export import FORMATS, export
 from lab.export.csv import read_run, write_csv
-from lab.report.load import load_run
+from lab.results import RunResult
 from tests.helpers import DATA
 
 RUNS = [DATA / "replay-quickstart.json", DATA / "capacity-morning-redis.json"]
@@ -20,7 +20,7 @@ RUNS = [DATA / "replay-quickstart.json", DATA / "capacity-morning-redis.json"]
 
 @pytest.mark.parametrize("path", RUNS, ids=lambda p: p.stem)
 def test_csv_round_trips(path, tmp_path):
-    result = load_run(path)
+    result = RunResult.load(path)
     paths = write_csv(result, tmp_path)
     assert [p.name for p in paths] == [
         f"{result.run_id}-series.csv",
@@ -37,7 +37,7 @@ def test_csv_round_trips(path, tmp_path):
 
 
 def test_csv_is_plain_for_a_spreadsheet(tmp_path):
-    result = load_run(RUNS[1])
+    result = RunResult.load(RUNS[1])
     series, _, summary = write_csv(result, tmp_path)
     with series.open() as f:
         rows = list(csv.DictReader(f))
@@ -52,7 +52,7 @@ def test_csv_is_plain_for_a_spreadsheet(tmp_path):
 
 
 def test_strings_that_look_like_numbers_stay_strings(tmp_path):
-    result = load_run(RUNS[1])
+    result = RunResult.load(RUNS[1])
     result.brokers["redis"].series[0]["state"] = "123"
     result.brokers["redis"].series[1]["state"] = ""
     write_csv(result, tmp_path)
@@ -65,7 +65,7 @@ def test_export_knows_csv_and_html():
 
 
 def test_export_csv_through_export(tmp_path):
-    paths = export(load_run(RUNS[0]), tmp_path, ("csv",))
+    paths = export(RunResult.load(RUNS[0]), tmp_path, ("csv",))
     assert len(paths) == 3 and all(p.exists() for p in paths)
 
 

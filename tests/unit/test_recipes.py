@@ -3,6 +3,7 @@
 import pytest
 
 from lab import recipes
+from lab.errors import LabError
 from lab.recipes import RecipeError, parse
 
 
@@ -28,10 +29,13 @@ def test_units():
 def test_overrides_are_validated_like_the_file(tmp_path):
     path = tmp_path / "r.toml"
     path.write_text('duration = "10s"\n[rate]\nrate = 100\n')
-    recipe = recipes.load(str(path), {"duration": "30s", "rate.rate": 250})
+    recipe = recipes.load(
+        str(path), {"duration": ("--duration", "30"), "rate.rate": ("--rate", 250)}
+    )
     assert recipe.duration == 30 and recipe.rate.rate == 250
-    with pytest.raises(RecipeError, match=r"rate\.rate"):
-        recipes.load(str(path), {"rate.rate": -5})
+    # An override's mistake is the override's, said with its name, not the file's.
+    with pytest.raises(LabError, match=r"^--rate: -5 is too small \(at least 0.001\)$"):
+        recipes.load(str(path), {"rate.rate": ("--rate", -5)})
 
 
 @pytest.mark.parametrize(
@@ -43,8 +47,8 @@ def test_overrides_are_validated_like_the_file(tmp_path):
         ),
         ({"rate": {"profile": "stedy"}}, ["rate.profile", "'stedy'", "steady, ramp, spike, curve"]),
         ({"duration": "5x"}, ["duration", "'5x'", "30s"]),
-        ({"partitions": 0}, ["partitions", "minimum is 1"]),
-        ({"poison_share": 1.5}, ["poison_share", "maximum is 1"]),
+        ({"partitions": 0}, ["partitions", "too small (at least 1)"]),
+        ({"poison_share": 1.5}, ["poison_share", "too large (at most 1)"]),
         ({"producers": {"count": "two"}}, ["producers.count", "whole number", "'two'"]),
         ({"pattern": "pub-sub"}, ["pattern", "planned"]),
         ({"brokers": ["kafak"]}, ["brokers[0]", "did you mean 'kafka'"]),
@@ -67,7 +71,7 @@ def test_mistakes(data, words):
 def test_bad_toml_and_unknown_recipe(tmp_path):
     path = tmp_path / "broken.toml"
     path.write_text("duration = \n")
-    with pytest.raises(RecipeError, match="not valid TOML"):
+    with pytest.raises(LabError, match="not valid TOML"):
         recipes.load(str(path))
     with pytest.raises(Exception, match="quickstart"):
         recipes.load("no-such-recipe")

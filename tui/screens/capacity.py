@@ -15,7 +15,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Input, Label, Sparkline, Static
+from textual.widgets import Button, Input, Label, Sparkline, Static
 
 from lab.capacity import Plan, flags, fluid, plan
 from lab.capacity.recipe import write_recipe
@@ -23,6 +23,7 @@ from lab.capacity.table import duration, render
 from lab.errors import LabError
 from lab.recipes import Recipe, load
 from tui.bindings import CAPACITY
+from tui.widgets.footer import FittingFooter
 
 RunRecipe = Callable[[Recipe], None]
 
@@ -118,7 +119,7 @@ class CapacityScreen(Screen[None]):
                 yield Sparkline([], id="curve")
                 yield Button("Run recipe on the ticked brokers (ctrl+r)", id="run")
                 yield Static(id="status")
-        yield Footer()
+        yield FittingFooter(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.recompute()

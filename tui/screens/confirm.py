@@ -3,9 +3,10 @@
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from tui.bindings import CONFIRM
+from tui.widgets.footer import FittingFooter
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -35,7 +36,7 @@ class ConfirmScreen(ModalScreen[bool]):
             if self.detail:
                 yield Static(self.detail, id="detail")
             yield Static("", id="keys")
-        yield Footer(compact=True, show_command_palette=False)
+        yield FittingFooter(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         # Generated from the active bindings, so a remapped key shows as remapped.

@@ -10,13 +10,14 @@ from datetime import datetime
 from textual import work
 from textual.app import ComposeResult
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from lab.app import dlq
 from lab.brokers.contract import DeadLetter
 from lab.runtimes import Runtime
 from tui.bindings import DEAD_LETTERS
 from tui.screens.confirm import ConfirmScreen
+from tui.widgets.footer import FittingFooter
 
 LIMIT = 500
 COLUMNS = ("id", "reason", "attempts", "first failure", "last failure", "payload")
@@ -92,7 +93,7 @@ class DeadLettersScreen(Screen[None]):
         for name in COLUMNS:
             table.add_column(name, key=name)
         yield table
-        yield Footer(compact=True, show_command_palette=False)
+        yield FittingFooter(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.action_reload()

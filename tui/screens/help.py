@@ -10,29 +10,30 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
-from tui.bindings import APP, HELP
+from tui.bindings import APP, HELP, SELECT_GROUP
+from tui.widgets.footer import FittingFooter
 
 
 def binding_rows(screen: Screen, display: object) -> list[tuple[str, str, str, str]]:
     """(keys, binding id, description, explanation) for every active binding of `screen`
     that the lab defines (they all have ids), one row per binding however many keys, in
-    the order the screen lists them. Bindings of one group (1-9: select a column) share
-    a row."""
+    the order the screen lists them. The nine column keys (1-9) share a row."""
     rows: dict[str, list] = {}
     for key, active in screen.active_bindings.items():
         b: Binding = active.binding
         if not b.id:
             continue  # Textual's own (tab, copy): not ours to explain
         shown = display(b) or key
-        row = b.group.description if b.group else b.id
+        grouped = b.group is SELECT_GROUP
+        row = b.group.description if grouped else b.id
         if row in rows:
             rows[row][0].append(shown)
-            if b.group:
+            if grouped:
                 rows[row][1].append(b.id)
         else:
-            description = b.group.description if b.group else b.description
+            description = b.group.description if grouped else b.description
             rows[row] = [[shown], [b.id], description, b.tooltip, b.id]
     order = [b.id for b in [*type(screen).BINDINGS, *APP] if isinstance(b, Binding)]
     ranked = sorted(rows.values(), key=lambda r: order.index(r[4]) if r[4] in order else 999)
@@ -87,7 +88,7 @@ class HelpScreen(ModalScreen[None]):
                     (' under [keymap]:  id = "key"', "dim"),
                 )
             )
-        yield Footer(compact=True, show_command_palette=False)
+        yield FittingFooter(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         # Focused, so up/down/page keys scroll a list longer than a small terminal.

@@ -14,18 +14,18 @@ from textual.app import ComposeResult
 from textual.containers import HorizontalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer
 from textual.worker import get_current_worker
 
-from lab.engine.phases import ACTIVE
 from lab.faults import Fault
 from lab.metrics import BrokerSnapshot, Event
+from lab.phases import ACTIVE
 from tui.bindings import RUN
 from tui.feed import Feed, RunInfo, whole_run
 from tui.model import RunModel
 from tui.screens.confirm import ConfirmScreen
 from tui.widgets.broker_column import BrokerColumn
 from tui.widgets.event_log import EventLog
+from tui.widgets.footer import FittingFooter
 from tui.widgets.run_header import RunHeader
 from tui.widgets.summary_row import SummaryRow
 
@@ -80,7 +80,7 @@ class RunScreen(Screen[None]):
                 yield BrokerColumn(broker, i)
         yield SummaryRow(id="summary")
         yield EventLog()
-        yield Footer(compact=True, show_command_palette=False)
+        yield FittingFooter(compact=True, show_command_palette=False)
 
     def on_resize(self) -> None:
         # Columns share the width, but never get narrower than they can be read: at 80

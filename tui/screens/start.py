@@ -15,7 +15,6 @@ from textual.screen import Screen
 from textual.widgets import (
     Button,
     DataTable,
-    Footer,
     Input,
     Label,
     OptionList,
@@ -33,6 +32,7 @@ from lab.recipes import Recipe
 from lab.runtimes import BrokerState, BrokerStatus
 from tui.bindings import START
 from tui.format import state_text
+from tui.widgets.footer import FittingFooter
 
 POLL_EVERY = 2.0
 TICK = (Text("[ ]", style="dim"), Text("[x]", style="bold green"))
@@ -138,7 +138,7 @@ class StartScreen(Screen[None]):
         log = RichLog(id="progress", markup=False, wrap=True, max_lines=200)
         log.can_focus = False
         yield log
-        yield Footer(compact=True, show_command_palette=False)
+        yield FittingFooter(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         names = [r.name for r in self.recipe_list]

@@ -19,7 +19,7 @@ from confluent_kafka import (
     KafkaException,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from lab.brokers.contract import (
     BrokerAdapter,
@@ -284,6 +284,23 @@ class KafkaAdapter(BrokerAdapter):
             **kafka_dlq.settings(self.spec),
             "client": self.client_version(),
         }
+
+    def read_settings(self) -> dict[str, str]:
+        """The topic's durability settings as the broker reports them (acks belongs to
+        the producers, which the settings say)."""
+        resource = ConfigResource(ConfigResource.Type.TOPIC, self.spec.queue)
+        names = ("min.insync.replicas", "unclean.leader.election.enable", "flush.messages")
+        try:
+            [future] = self._admin().describe_configs([resource]).values()
+            configs = future.result(timeout=ADMIN_TIMEOUT)
+        except KafkaException as e:
+            raise BrokerError(f"Kafka describe configs: {reason(e)}") from e
+        return {name: configs[name].value for name in names if name in configs}
+
+    def losses_expected(self) -> str | None:
+        if self.spec.recipe.durability == "safe":
+            return None
+        return "fast: acks=1 confirms once the leader has a message, before other replicas"
 
     def client_version(self) -> str:
         if self._client == "kafka-python":

@@ -198,6 +198,25 @@ class PostgresAdapter(BrokerAdapter):
             ),
         }
 
+    def read_settings(self) -> dict[str, str]:
+        """As a producer's connection sees them (synchronous_commit is per session)."""
+        conn = _connect(self.spec.admin, f"{self._table_name}-settings", self.sync_commit)
+        try:
+            names = ("synchronous_commit", "fsync", "wal_sync_method")
+            return {name: conn.execute(f"SHOW {name}").fetchone()[0] for name in names}
+        except psycopg.Error as exc:
+            raise BrokerError(f"postgres: reading the settings failed: {exc}") from exc
+        finally:
+            _close(conn)
+
+    def losses_expected(self) -> str | None:
+        if self.sync_commit == "on":
+            return None
+        return (
+            "fast: synchronous_commit = off confirms a commit before its WAL is on disk,"
+            " so a crash loses the last fraction of a second"
+        )
+
     def client_version(self) -> str:
         libpq = psycopg.pq.version()
         return f"psycopg {psycopg.__version__} (libpq {libpq // 10000}.{libpq % 100})"

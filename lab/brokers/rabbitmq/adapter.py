@@ -153,6 +153,11 @@ class RabbitMQAdapter(BrokerAdapter):
             spec.queue, spec.dead_letter_queue, spec.endpoint, prefetch, self._quorum
         )
 
+    def losses_expected(self) -> str | None:
+        if self._persistent or self._quorum:
+            return None
+        return "fast: transient messages (delivery mode 1) are kept in memory only"
+
     def client_version(self) -> str:
         return f"pika {pika.__version__}"
 

@@ -73,6 +73,11 @@ class Session:
             self._await(opened, "connect", timeout)
             self._conn.channel(on_open_callback=opened.append)
             self._await(opened, "open a channel", timeout)
+        except ValueError as exc:
+            # pika raises it for a connection that the broker dropped as it was made (a
+            # broker being killed or restarted): that is the broker's doing, not a bug.
+            self.close()
+            raise BrokerError(f"cannot connect to {self._where}: {exc}") from exc
         except BaseException:
             self.close()
             raise

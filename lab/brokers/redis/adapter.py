@@ -83,12 +83,31 @@ class RedisAdapter(BrokerAdapter):
         return {"appendonly": "no"}
 
     def provision(self) -> None:
+        self.apply_durability()
         try:
-            for key, value in self._durability().items():
-                self.admin.config_set(key, value)
             self.admin.xgroup_create(self.spec.queue, self.spec.group, id="0", mkstream=True)
         except redis.RedisError as exc:
             raise BrokerError(f"redis: provisioning {self.spec.queue} failed: {exc}") from exc
+
+    def apply_durability(self) -> None:
+        # CONFIG SET lives in the server's memory only: a restart from redis.conf undoes it.
+        try:
+            for key, value in self._durability().items():
+                self.admin.config_set(key, value)
+        except redis.RedisError as exc:
+            raise BrokerError(f"redis: setting the durability failed: {exc}") from exc
+
+    def read_settings(self) -> dict[str, str]:
+        try:
+            found = self.admin.config_get("append*")
+        except redis.RedisError as exc:
+            raise BrokerError(f"redis: CONFIG GET failed: {exc}") from exc
+        return {k: found[k] for k in ("appendonly", "appendfsync") if k in found}
+
+    def losses_expected(self) -> str | None:
+        if self.spec.recipe.durability == "safe":
+            return None
+        return "fast: Redis without its append-only file holds messages in memory only"
 
     def probe(self, final: bool = False) -> Probe:
         stream = self.spec.queue

@@ -1,0 +1,143 @@
+"""The consumer worker: receives, "processes" (sleeps the recipe's processing time),
+reports, then acks; poison messages are retried, then dead-lettered."""
+
+import os
+import signal
+import time
+from array import array
+from multiprocessing.connection import Connection
+
+from lab import brokers as registry
+from lab import messages
+from lab.brokers.contract import BrokerError, ConsumerClient, DeadLetterInfo, Delivery
+from lab.engine.control import Assign, Crash, Slow, Start, Stop
+from lab.engine.reporting import Reporter, WorkerSpec, backoff, commands, count, drop
+from lab.metrics import record_us
+
+
+class ConsumerWorker:
+    """Receives, "processes" (sleeps the recipe's processing time), reports, then acks."""
+
+    def __init__(self, spec: WorkerSpec, control: Connection, out: Connection) -> None:
+        recipe = spec.run.recipe
+        self.spec = spec
+        self.control = control
+        self.out = out
+        self.adapter = registry.adapter_for(spec.run)
+        self.reporter = Reporter(spec, out)
+        self.tag = messages.run_tag(spec.run.run_id)
+        self.processing = recipe.consumers.processing_time
+        self.slow = 1.0
+        self.t0_ns: int | None = None  # the run's clock zero, once producers start
+        self.max_attempts = recipe.max_attempts
+        self.crash = False
+        # Brokers without consumer groups: the partitions the engine gave this consumer,
+        # and whether its client has yet to hear of them.
+        self.partitions: tuple[int, ...] | None = None
+        self.assign_now = False
+        self.failures: dict[int, tuple[float, int]] = {}  # poison id -> (first failure, attempts)
+        # Keep one batch of simulated work near 100 ms, so commands and reports are not
+        # held up behind a long sleep.
+        self.batch_max = recipe.consumers.prefetch
+        if self.processing > 0:
+            self.batch_max = max(1, min(self.batch_max, int(0.1 / self.processing)))
+
+    def run(self) -> None:
+        client, failures = None, 0
+        while self._obey():
+            try:
+                if client is None:
+                    client = self.adapter.consumer(self.spec.index)
+                    self.assign_now = self.partitions is not None
+                    failures = 0
+                if self.assign_now:
+                    client.assign(list(self.partitions))
+                    self.assign_now = False
+                deliveries = client.receive(self.batch_max, 0.1)
+                if deliveries:
+                    self._process(deliveries, client)
+            except (BrokerError, OSError) as exc:
+                self.reporter.error(exc)
+                client = drop(client)
+                failures += 1
+                backoff(failures)
+            self.reporter.maybe_send(time.monotonic())
+        drop(client)
+        self.reporter.send("final")
+
+    def _obey(self) -> bool:
+        for cmd in commands(self.control):
+            match cmd:
+                case Stop():
+                    return False
+                case Slow(factor):
+                    self.slow = factor
+                case Crash():
+                    self.crash = True
+                case Start(t0_ns, _):
+                    self.t0_ns = t0_ns
+                case Assign(partitions):
+                    self.partitions = partitions
+                    self.assign_now = True
+        return True
+
+    def _process(self, deliveries: list[Delivery], client: ConsumerClient) -> None:
+        now = time.monotonic_ns()
+        r, hist = self.reporter.report, self.reporter.hist
+        r.received += len(deliveries)
+        good: list[Delivery] = []
+        retry: list[Delivery] = []
+        give_up: list[tuple[Delivery, DeadLetterInfo]] = []
+        seen, dead = array("Q"), array("Q")
+        for d in deliveries:
+            header = messages.decode(d.payload)
+            if header is None or header.run_tag != self.tag:
+                r.foreign += 1
+                good.append(d)
+                continue
+            record_us(hist, now - header.intended_ns)
+            ident = messages.pack(header.producer, header.seq)
+            if not header.poison:
+                good.append(d)
+                seen.append(ident)
+                r.processed_bytes += len(d.payload)
+                continue
+            # A poison message fails processing every time: retried until max_attempts.
+            info = self._failed(ident, d.attempts)
+            if info.attempts >= self.max_attempts:
+                give_up.append((d, info))
+                dead.append(ident)
+                self.failures.pop(ident, None)
+            else:
+                retry.append(d)
+        # Deliveries are reported on receipt, before any work or ack: a consumer killed
+        # mid-batch gets these redelivered, and the redeliveries count as duplicates.
+        if seen:
+            self.reporter.post(("delivered", seen.tobytes()))
+        if dead:
+            self.reporter.post(("dead", dead.tobytes()))
+        if self.crash:
+            # "Crash mid-batch": received and counted, neither processed nor acked.
+            os.kill(os.getpid(), signal.SIGKILL)
+        if self.processing > 0:
+            time.sleep(len(deliveries) * self.processing * self.slow)
+        r.processed += len(seen)
+        r.rejected += len(retry)
+        r.dead_lettered += len(give_up)
+        if seen and self.t0_ns is not None:
+            second = (time.monotonic_ns() - self.t0_ns) // 1_000_000_000
+            count(r.processed_by_second, second, len(seen))
+        if give_up:
+            client.dead_letter(give_up)
+        client.ack(good)
+        if retry:
+            client.reject(retry)
+
+    def _failed(self, ident: int, broker_attempts: int) -> DeadLetterInfo:
+        """Count one more failed attempt. Brokers that count deliveries say how many;
+        for the others this consumer counts the ones it saw."""
+        now = time.time()
+        first, seen = self.failures.get(ident, (now, 0))
+        attempts = max(seen + 1, broker_attempts)
+        self.failures[ident] = (first, attempts)
+        return DeadLetterInfo("poison: processing failed", attempts, first, now)
