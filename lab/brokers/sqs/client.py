@@ -8,6 +8,7 @@ and a real service answers with an error that says what is missing. The region c
 from AWS_REGION / AWS_DEFAULT_REGION / ~/.aws/config, else from an Amazon host name.
 """
 
+import os
 import re
 
 import boto3
@@ -37,8 +38,10 @@ def endpoint_url(ep: Endpoint) -> str:
 
 
 def region(ep: Endpoint, session: boto3.Session) -> str:
-    if session.region_name:
-        return session.region_name
+    # AWS_REGION is every other SDK's variable; boto3 itself reads AWS_DEFAULT_REGION.
+    given = os.environ.get("AWS_REGION") or session.region_name
+    if given:
+        return given
     match = _AMAZON_HOST.fullmatch(ep.host)
     if match:
         return match.group(1)

@@ -103,7 +103,7 @@ def letter_of(message: dict, spec: RunSpec) -> DeadLetter:
         message["MessageId"],
         spec.run_id,
         payload,
-        f"redrive policy: received {n} times (maxReceiveCount {n}), moved by the server",
+        f"redrive policy (maxReceiveCount {n})",
         n,
         first / 1000,
         first / 1000,
