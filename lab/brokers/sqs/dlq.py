@@ -9,8 +9,10 @@ leaves a duplicate dead letter, never none.
 
 Browsing. SQS cannot read a message without receiving it: a browse receives with a short
 hold and then makes every letter visible again. It counts a receive for each, which the
-DLQ (it has no redrive policy of its own) ignores. In a FIFO DLQ a message group is
-blocked while any of its messages is held, so a browse sees the first ten of each group.
+DLQ (it has no redrive policy of its own) ignores. SQS hands out no more of a FIFO
+message group while some of it is held, so on the service a browse of a FIFO DLQ may
+show only the first ten of each group (ElasticMQ shows them all); the consumer's own
+copies each get a group of their own for that reason.
 
 Redrive. Receive from the DLQ, SendMessageBatch to the main queue (body only: attempts
 start again), then delete from the DLQ. Not StartMessageMoveTask: ElasticMQ 1.7.1 re-sends

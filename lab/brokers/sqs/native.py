@@ -50,14 +50,16 @@ rest-sqs {{ enabled = true, bind-port = {port}, bind-hostname = "{bind}", sqs-li
 generate-node-address = false
 # Every message event is written to H2 before ElasticMQ answers; WRITE_DELAY=0 makes H2
 # write each commit at once rather than up to half a second later, so that a killed
-# server keeps what it acknowledged.
+# server keeps what it acknowledged. RETENTION_TIME=0 reuses the space of old chunks at
+# once: with H2's default of 45 s, 3,000 messages left a 169 MB file here (H2 warns that
+# this risks the file on a power failure, not on a killed process).
 messages-storage {{ enabled = true, uri = "{store}" }}
 aws {{ region = "elasticmq", accountId = "000000000000" }}
 """
 
 
 def store_uri(path: str) -> str:
-    return f"jdbc:h2:{path};WRITE_DELAY=0"
+    return f"jdbc:h2:{path};WRITE_DELAY=0;RETENTION_TIME=0"
 
 
 class ElasticMQBroker(NativeBroker):
