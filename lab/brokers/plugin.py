@@ -48,7 +48,9 @@ class BrokerPlugin:
     proxy_upstream: ClassVar[str | None] = None
     # The external runtime can put the chaos proxy in front of a URL of this broker.
     proxy_external: ClassVar[bool] = True
-    schemes: ClassVar[tuple[str, ...]]  # URL schemes; the first is the one the lab writes
+    # URL schemes; the first is the one the lab writes for the instances it runs, and a
+    # URL given for the external runtime keeps its own (e.g. a plain one and a TLS one).
+    schemes: ClassVar[tuple[str, ...]]
     default_port: ClassVar[int]  # of a URL that names none: the broker's standard port
     url_example: ClassVar[str]
     # Clients authenticate with a password the lab generates (never a default).
@@ -63,6 +65,9 @@ class BrokerPlugin:
     # The broker has no consumer groups: the engine hands each consumer its share of the
     # recipe's partitions, and again whenever consumers come or go (ConsumerClient.assign).
     assigns_partitions: ClassVar[bool] = False
+    # The recipe's retention limits the broker applies itself (its probe names what they
+    # deleted). A limit not listed is not applied, and the adapter's settings say so.
+    retention_limits: ClassVar[tuple[str, ...]] = ("max_age", "max_messages", "max_bytes")
     # A local server that speaks a cloud service's API stands in for it: which service.
     # Results and the TUI say so: its behaviour is the service's, its speed is not.
     emulates: ClassVar[str | None] = None

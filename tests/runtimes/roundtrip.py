@@ -81,4 +81,37 @@ def postgres(ep: Endpoint, payload: bytes) -> bytes:
         return conn.execute("SELECT body FROM roundtrip").fetchone()[0]
 
 
-ROUNDTRIP = {"kafka": kafka, "rabbitmq": rabbitmq, "redis": redis, "postgres": postgres}
+def sqs(ep: Endpoint, payload: bytes) -> bytes:
+    import base64
+
+    import boto3
+    from botocore import UNSIGNED
+    from botocore.config import Config
+
+    scheme = "https" if ep.scheme == "sqs+https" else "http"
+    client = boto3.client(
+        "sqs",
+        endpoint_url=f"{scheme}://{ep.host}:{ep.port}",
+        region_name="us-east-1",
+        config=Config(signature_version=UNSIGNED),
+    )
+    url = client.create_queue(QueueName=f"roundtrip-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    try:
+        client.send_message(QueueUrl=url, MessageBody=base64.b64encode(payload).decode())
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            for m in client.receive_message(QueueUrl=url, WaitTimeSeconds=1).get("Messages", []):
+                return base64.b64decode(m["Body"])
+        raise AssertionError("sqs: no message received within 60 s")
+    finally:
+        client.delete_queue(QueueUrl=url)
+        client.close()
+
+
+ROUNDTRIP = {
+    "kafka": kafka,
+    "rabbitmq": rabbitmq,
+    "redis": redis,
+    "postgres": postgres,
+    "sqs": sqs,
+}

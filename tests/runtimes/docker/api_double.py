@@ -39,6 +39,7 @@ IMAGES = {
     "rabbitmq": "rabbitmq:4.1-management",
     "redis": "redis:7.4",
     "postgres": "postgres:17",
+    "sqs": "softwaremill/elasticmq:1.7.1",
 }
 
 

@@ -1,0 +1,208 @@
+"""The producer (SendMessageBatch) and the consumer (long-polled ReceiveMessage,
+DeleteMessageBatch, visibility 0 to reject) of one run's queue."""
+
+import math
+import time
+from typing import NamedTuple
+
+from botocore.client import BaseClient
+
+from lab.brokers.contract import (
+    Ack,
+    BrokerError,
+    ConsumerClient,
+    DeadLetterInfo,
+    Delivery,
+    Outgoing,
+    ProducerClient,
+    RunSpec,
+)
+from lab.brokers.sqs import dlq as sqs_dlq
+from lab.brokers.sqs import queues
+from lab.brokers.sqs.client import ERRORS, broker_error, make_client
+
+LONG_POLL_MAX = 20  # SQS's longest WaitTimeSeconds
+RECEIVE_ATTRIBUTES = ["ApproximateReceiveCount", "MessageGroupId"]
+
+
+def queue_url(client: BaseClient, name: str) -> str:
+    try:
+        return client.get_queue_url(QueueName=name)["QueueUrl"]
+    except ERRORS as exc:
+        raise broker_error(f"GetQueueUrl {name}", exc) from exc
+
+
+def has_retention(spec: RunSpec) -> bool:
+    r = spec.recipe.retention
+    return bool(r.max_age or r.max_messages or r.max_bytes)
+
+
+class SqsProducer(ProducerClient):
+    """Batches of up to 10, each sent once 10 are waiting or the oldest has waited
+    `linger`. A failed call fails its batch and everything still waiting, as acks with
+    ok=False, and the next send raises: the worker then backs off and reconnects."""
+
+    def __init__(self, spec: RunSpec, producer_id: int) -> None:
+        self.spec = spec
+        self.producer = producer_id
+        self.fifo = queues.is_fifo(spec)
+        self.linger_ns = int(spec.options.linger * 1e9)
+        # Acks carry the server's clock, so that a retention by age can be told apart
+        # from the rest (the position is read only by runs with retention).
+        self.positions = has_retention(spec)
+        self.client = make_client(spec.endpoint)
+        self.url = queue_url(self.client, queues.main_queue(spec))
+        self._pending: list[Outgoing] = []
+        self._oldest_ns = 0
+        self._acks: list[Ack] = []
+        self._broken: BrokerError | None = None
+
+    def send(self, batch: list[Outgoing]) -> None:
+        if self._broken is not None:
+            raise self._broken
+        if batch and not self._pending:
+            self._oldest_ns = time.monotonic_ns()
+        self._pending += batch
+        while len(self._pending) >= queues.BATCH and self._broken is None:
+            self._send(queues.BATCH)
+
+    def poll(self, timeout: float) -> list[Ack]:
+        if self._pending and self._broken is None:
+            wait_ns = self._oldest_ns + self.linger_ns - time.monotonic_ns()
+            if wait_ns > 0 and timeout > 0:
+                time.sleep(min(timeout, wait_ns / 1e9))
+            if self._oldest_ns + self.linger_ns <= time.monotonic_ns():
+                self._send_all()
+        elif not self._acks and timeout > 0 and self._broken is None:
+            time.sleep(timeout)
+        acks, self._acks = self._acks, []
+        if not acks and self._broken is not None:
+            raise self._broken
+        return acks
+
+    def flush(self, timeout: float) -> list[Ack]:
+        if self._broken is None:
+            self._send_all()
+        acks, self._acks = self._acks, []
+        return acks
+
+    def _send_all(self) -> None:
+        while self._pending and self._broken is None:
+            self._send(min(queues.BATCH, len(self._pending)))
+
+    def _send(self, count: int) -> None:
+        batch, self._pending = self._pending[:count], self._pending[count:]
+        self._oldest_ns = time.monotonic_ns()
+        entries = []
+        for i, msg in enumerate(batch):
+            entry = {"Id": str(i), "MessageBody": queues.body(msg.payload)}
+            if self.fifo:
+                entry["MessageGroupId"] = queues.group_id(self.spec, self.producer, msg.seq)
+                # The message's identity: a send repeated within SQS's five-minute window
+                # is stored once.
+                entry["MessageDeduplicationId"] = f"{self.producer}-{msg.seq}"
+            entries.append(entry)
+        try:
+            reply = self.client.send_message_batch(QueueUrl=self.url, Entries=entries)
+        except ERRORS as exc:
+            self._broken = broker_error("SendMessageBatch", exc)
+            lost = batch + self._pending
+            self._pending = []
+            self._acks += [Ack(m.seq, m.intended_ns, False, str(self._broken)) for m in lost]
+            return
+        # The Date header is whole seconds: a message was stored before the next one.
+        now = queues.server_ms(reply)
+        position = now + 1000 if self.positions and now is not None else -1
+        failed = {f["Id"]: f"{f.get('Code')}: {f.get('Message')}" for f in reply.get("Failed", [])}
+        for i, msg in enumerate(batch):
+            error = failed.get(str(i))
+            if error is None:
+                self._acks.append(Ack(msg.seq, msg.intended_ns, True, None, 0, position))
+            else:
+                self._acks.append(Ack(msg.seq, msg.intended_ns, False, f"sqs: {error}"))
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class Handle(NamedTuple):
+    receipt: str
+    message_id: str
+    group: str | None  # FIFO: the message group, which a copy in the DLQ keeps
+
+
+class SqsConsumer(ConsumerClient):
+    def __init__(self, spec: RunSpec, consumer_id: int) -> None:
+        self.spec = spec
+        self.max_receives = spec.recipe.max_attempts  # the queue's maxReceiveCount
+        self.client = make_client(spec.endpoint, read_timeout=LONG_POLL_MAX + 10)
+        self.url = queue_url(self.client, queues.main_queue(spec))
+        self._dlq_url: str | None = None
+
+    def receive(self, max_messages: int, timeout: float) -> list[Delivery]:
+        # Long polling in whole seconds, SQS's unit: a wait of 0.1 s becomes 1 s, which
+        # returns as soon as a message is there.
+        wait = min(LONG_POLL_MAX, math.ceil(timeout)) if timeout > 0 else 0
+        out: list[Delivery] = []
+        while len(out) < max_messages:
+            want = min(queues.BATCH, max_messages - len(out))
+            try:
+                reply = self.client.receive_message(
+                    QueueUrl=self.url,
+                    MaxNumberOfMessages=want,
+                    WaitTimeSeconds=0 if out else wait,
+                    MessageSystemAttributeNames=RECEIVE_ATTRIBUTES,
+                )
+            except ERRORS as exc:
+                raise broker_error("ReceiveMessage", exc) from exc
+            found = reply.get("Messages", [])
+            for m in found:
+                attrs = m.get("Attributes", {})
+                handle = Handle(m["ReceiptHandle"], m["MessageId"], attrs.get("MessageGroupId"))
+                count = int(attrs.get("ApproximateReceiveCount", 0))
+                out.append(Delivery(queues.payload(m["Body"]), handle, count))
+            if len(found) < want:
+                break
+        return out
+
+    def _batch(self, call: str, deliveries: list[Delivery], **extra: object) -> None:
+        method = getattr(self.client, call)
+        for i in range(0, len(deliveries), queues.BATCH):
+            chunk = deliveries[i : i + queues.BATCH]
+            entries = [
+                {"Id": str(j), "ReceiptHandle": d.handle.receipt, **extra}
+                for j, d in enumerate(chunk)
+            ]
+            try:
+                # Failed entries are receipts that expired (the visibility timeout ran
+                # out and the message went to another consumer): SQS will deliver it
+                # again, and the ledger counts the duplicate.
+                method(QueueUrl=self.url, Entries=entries)
+            except ERRORS as exc:
+                raise broker_error(call, exc) from exc
+
+    def ack(self, deliveries: list[Delivery]) -> None:
+        self._batch("delete_message_batch", deliveries)
+
+    def reject(self, deliveries: list[Delivery]) -> None:
+        # Visible again at once; its next receive counts one more attempt.
+        self._batch("change_message_visibility_batch", deliveries, VisibilityTimeout=0)
+
+    def dead_letter(self, letters: list[tuple[Delivery, DeadLetterInfo]]) -> None:
+        """Messages received maxReceiveCount times go back to the queue at once, and the
+        queue's redrive policy moves them to the DLQ on their next receive (SQS's own
+        way). One given up on earlier is copied there with its info, then deleted."""
+        ripe = [d for d, _ in letters if d.attempts >= self.max_receives]
+        early = [(d, info) for d, info in letters if d.attempts < self.max_receives]
+        if ripe:
+            self.reject(ripe)
+        if early:
+            if self._dlq_url is None:
+                self._dlq_url = queue_url(self.client, queues.dead_letter_queue(self.spec))
+            stored = sqs_dlq.copy_to_dlq(self.client, self._dlq_url, self.spec, early)
+            self.ack(stored)
+            if len(stored) < len(early):
+                raise BrokerError(f"sqs: {len(early) - len(stored)} dead letters not stored")
+
+    def close(self) -> None:
+        self.client.close()

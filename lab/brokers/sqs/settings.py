@@ -1,0 +1,97 @@
+"""What a run's recipe became on SQS, and what the emulator does not do, for the results."""
+
+import math
+
+from lab.brokers.contract import RunSpec
+from lab.brokers.sqs import dlq as sqs_dlq
+from lab.brokers.sqs import queues
+
+# ElasticMQ (the lab's native and container `sqs`) speaks SQS's API; these parts of the
+# service it does not have.
+NOT_EMULATED = (
+    "MessageRetentionPeriod (accepted, not applied: nothing expires), MaximumMessageSize"
+    " and queue policies (accepted, ignored); no server-side encryption, no throughput"
+    " limits (a FIFO queue is not held to SQS's 300 calls/s), no replication (one process:"
+    " its H2 file is the only copy); its message counts are exact where SQS's are"
+    " approximate"
+)
+
+
+def _retention(spec: RunSpec, period_kept: bool | None) -> str:
+    r = spec.recipe.retention
+    parts = []
+    period = queues.retention_period(spec.recipe)
+    if period:
+        given = f"{r.max_age:g} s"
+        if period != r.max_age:
+            given += f" raised to SQS's minimum of {queues.MIN_RETENTION_S} s"
+            if r.max_age > queues.MAX_RETENTION_S:
+                given = f"{r.max_age:g} s cut to SQS's maximum of {queues.MAX_RETENTION_S} s"
+        parts.append(f"MessageRetentionPeriod = {period} s (max_age {given})")
+        if period_kept:
+            parts.append(
+                "the server reports the period back: acked messages sent more than that"
+                " before the probe, by the server's clock, count as retention-dropped"
+                " (SQS deletes them but never says which)"
+            )
+        elif period_kept is False:
+            parts.append(
+                "the server does not report the period back and deletes nothing by age"
+                " (ElasticMQ): no message is counted as retention-dropped"
+            )
+    else:
+        parts.append("none (SQS's default MessageRetentionPeriod: 4 days)")
+    if r.max_messages or r.max_bytes:
+        parts.append("max_messages and max_bytes not applied: SQS has no count or size limit")
+    return "; ".join(parts)
+
+
+def run_settings(spec: RunSpec, period_kept: bool | None) -> dict[str, str]:
+    o = spec.options
+    kind = "standard queue (at-least-once, best-effort order)"
+    if queues.is_fifo(spec):
+        group = (
+            "one per producer"
+            if o.message_group == "producer"
+            else (f"one per key (seq mod {spec.recipe.partitions})")
+        )
+        kind = (
+            f"FIFO queue: MessageGroupId {group}, MessageDeduplicationId = producer-seq"
+            " (SQS drops a repeat within 5 minutes)"
+        )
+    n = spec.recipe.max_attempts
+    return {
+        "queue": f"{queues.main_queue(spec)}: {kind}",
+        "durability": (
+            "not a queue setting in SQS, so fast and safe run alike: Amazon SQS and Yandex"
+            " Message Queue store a message redundantly before they answer; the lab's"
+            " ElasticMQ keeps it in memory and in its H2 message store (messages-storage,"
+            " WRITE_DELAY=0), written before it answers"
+        ),
+        "send": (
+            f"SendMessageBatch of up to {queues.BATCH}, after a linger of {o.linger * 1000:g} ms;"
+            " body = the message in base64 (SQS bodies are text)"
+        ),
+        "receive": (
+            f"ReceiveMessage of up to {queues.BATCH} with long polling (WaitTimeSeconds = the"
+            " consumer's wait rounded up to whole seconds), DeleteMessageBatch after processing"
+        ),
+        "reject": "ChangeMessageVisibilityBatch to 0: delivered again at once",
+        "attempts": "ApproximateReceiveCount",
+        "redelivery": (
+            f"VisibilityTimeout = {math.ceil(o.visibility_timeout)} s: what a crashed consumer"
+            " held is delivered again after it"
+        ),
+        "dead_letters": (
+            f"queue {queues.dead_letter_queue(spec)}; RedrivePolicy maxReceiveCount = {n}:"
+            f" a message received {n} times is moved by the server on its next receive (no"
+            " reason or failure times: SQS keeps none); one given up on earlier is copied"
+            f" there by the consumer with {sqs_dlq.REASON} and friends, then deleted"
+        ),
+        "redrive": (
+            "receive from the DLQ, SendMessageBatch to the queue, delete from the DLQ"
+            " (not StartMessageMoveTask: ElasticMQ's breaks its message store, YMQ has none)"
+        ),
+        "retention": _retention(spec, period_kept),
+        "emulator_does_not": NOT_EMULATED,
+    }
