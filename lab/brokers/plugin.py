@@ -48,7 +48,9 @@ class BrokerPlugin:
     proxy_upstream: ClassVar[str | None] = None
     # The external runtime can put the chaos proxy in front of a URL of this broker.
     proxy_external: ClassVar[bool] = True
-    schemes: ClassVar[tuple[str, ...]]  # URL schemes; the first is the one the lab writes
+    # URL schemes; the first is the one the lab writes for the instances it runs, and a
+    # URL given for the external runtime keeps its own (e.g. a plain one and a TLS one).
+    schemes: ClassVar[tuple[str, ...]]
     default_port: ClassVar[int]  # of a URL that names none: the broker's standard port
     url_example: ClassVar[str]
     # Clients authenticate with a password the lab generates (never a default).

@@ -87,7 +87,7 @@ def parse_url(text: str, broker: str | None = None, source: str = "--broker-url"
     path = unquote(url.path[1:]) if url.path.startswith("/") else unquote(url.path)
     ep = Endpoint(
         found,
-        plugin.schemes[0],
+        scheme,  # the URL's own: a broker may have a plain scheme and a TLS one
         url.hostname,
         port,
         username=unquote(url.username) if url.username else None,
