@@ -65,6 +65,9 @@ class BrokerPlugin:
     # The broker has no consumer groups: the engine hands each consumer its share of the
     # recipe's partitions, and again whenever consumers come or go (ConsumerClient.assign).
     assigns_partitions: ClassVar[bool] = False
+    # The recipe's retention limits the broker applies itself (its probe names what they
+    # deleted). A limit not listed is not applied, and the adapter's settings say so.
+    retention_limits: ClassVar[tuple[str, ...]] = ("max_age", "max_messages", "max_bytes")
     # A local server that speaks a cloud service's API stands in for it: which service.
     # Results and the TUI say so: its behaviour is the service's, its speed is not.
     emulates: ClassVar[str | None] = None
