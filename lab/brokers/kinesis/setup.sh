@@ -1,0 +1,7 @@
+# Sourced by scripts/setup.sh: kinesalite from the npm registry into the lab's cache dir,
+# run by the machine's Node.js (native.py names the version). Its LevelDB binding ships
+# prebuilt for Linux, so no install script needs to run.
+need_cmd node nodejs
+need_cmd npm npm
+kinesalite_version=$(sed -n 's/^KINESALITE_VERSION = "\(.*\)".*/\1/p' "$here/native.py")
+after_apt+=("npm_assembly kinesalite-$kinesalite_version node_modules/kinesalite/index.js kinesalite@$kinesalite_version")
