@@ -4,11 +4,12 @@ Only the endpoint and the credentials differ. `kinesis://HOST:PORT` is plain htt
 local server); `kinesis+https://HOST` is a service: Amazon Kinesis Data Streams
 (kinesis.REGION.amazonaws.com) or Yandex Data Streams (yds.serverless.yandexcloud.net,
 whose stream names start with the database path, given as the URL's path). Credentials
-come from the AWS SDK's own chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_PROFILE,
-~/.aws/credentials); a plain-http emulator without any gets placeholder keys, since it
-checks no signature. The lab never writes credentials anywhere.
+for a service come from the AWS SDK's own chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY,
+AWS_PROFILE, ~/.aws/credentials, ...); the emulator checks no signature and takes the
+standard variables or placeholder keys. The lab never writes credentials anywhere.
 """
 
+import os
 import re
 import threading
 
@@ -63,7 +64,7 @@ def stream_name(ep: Endpoint, name: str) -> str:
     return f"/{ep.path.strip('/')}/{name}" if ep.path else name
 
 
-def make_client(ep: Endpoint, read_timeout: float = 10.0, connect_timeout: float = 3.0) -> Client:
+def make_client(ep: Endpoint, read_timeout: float = 5.0, connect_timeout: float = 2.0) -> Client:
     """A Kinesis client that never retries by itself: the lab's workers decide."""
     config = Config(
         retries={"total_max_attempts": 1, "mode": "standard"},
@@ -73,22 +74,31 @@ def make_client(ep: Endpoint, read_timeout: float = 10.0, connect_timeout: float
     )
     with _lock:
         session = _shared_session()
-        keys: dict[str, str] = {}
-        if session.get_credentials() is None:
-            if ep.scheme == TLS_SCHEME:
-                raise BrokerError(
-                    "kinesis: no AWS credentials: set AWS_ACCESS_KEY_ID and "
-                    "AWS_SECRET_ACCESS_KEY, or a profile in ~/.aws/credentials"
-                )
-            keys = {"aws_access_key_id": PLACEHOLDER_KEYS[0]}
-            keys["aws_secret_access_key"] = PLACEHOLDER_KEYS[1]
         return session.client(
             "kinesis",
             endpoint_url=endpoint_url(ep),
             region_name=region(ep, session.region_name),
             config=config,
-            **keys,
+            **_credentials(ep, session),
         )
+
+
+def _credentials(ep: Endpoint, session: boto3.session.Session) -> dict[str, str]:
+    """A service: whatever the SDK's chain finds (it may ask an instance's metadata
+    service, as on EC2). The emulator: the standard variables if set, else placeholder
+    keys; never the chain, which would reach for a metadata service off this host."""
+    if ep.scheme != TLS_SCHEME:
+        env = os.environ
+        key, secret = env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")
+        if not (key and secret):
+            key, secret = PLACEHOLDER_KEYS
+        return {"aws_access_key_id": key, "aws_secret_access_key": secret}
+    if session.get_credentials() is None:
+        raise BrokerError(
+            "kinesis: no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY,"
+            " or a profile in ~/.aws/credentials (AWS_PROFILE)"
+        )
+    return {}
 
 
 def error_text(exc: Exception) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from lab.brokers.contract import DeadLetter, DeadLetterInfo, RunSpec, dead_letter_of
 from lab.brokers.kinesis import streams
 from lab.brokers.kinesis.checkpoints import CheckpointStore
-from lab.brokers.kinesis.client import Client
+from lab.brokers.kinesis.client import Client, position
 from lab.brokers.kinesis.tail import READ_LIMIT
 
 _ENVELOPE = struct.Struct("<4sIddH")  # magic, attempts, first failure, last failure, len
@@ -65,9 +65,13 @@ def browse(
         if len(letters) >= limit:
             break
         payload, info = open_envelope(record["Data"])
+        sequence = record["SequenceNumber"]
+        # Its place in the shard where the number's layout tells it: 56 digits are no id
+        # to read in a table.
+        found = position(sequence)
         letters.append(
             dead_letter_of(
-                record["SequenceNumber"],
+                str(found) if found >= 0 else sequence,
                 spec.run_id,
                 payload,
                 info.reason,

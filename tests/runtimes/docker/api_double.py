@@ -39,6 +39,8 @@ IMAGES = {
     "rabbitmq": "rabbitmq:4.1-management",
     "redis": "redis:7.4",
     "postgres": "postgres:17",
+    # kinesalite has no image of its own: Node.js's, which installs it from npm.
+    "kinesis": "node:20-bookworm-slim",
 }
 
 
