@@ -5,22 +5,33 @@ own lifecycle under the native runtime."""
 import multiprocessing
 import os
 import signal
+import subprocess
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
+from lab import brokers as registry
 from lab import messages
 from lab.brokers import adapter_for
 from lab.brokers.contract import DeadLetterInfo, RunSpec
 from lab.brokers.kinesis.checkpoints import CheckpointStore
 from lab.recipes import parse
 from lab.runtimes import BrokerState
-from tests.brokers.helpers import new_adapter, produce, provisioned, receive, wait_depth
+from tests.brokers.helpers import (
+    dropped_ids,
+    new_adapter,
+    produce,
+    provisioned,
+    receive,
+    wait_depth,
+)
 from tests.helpers import leftovers
 from tests.runtimes.roundtrip import kinesis as roundtrip
 
 pytestmark = pytest.mark.brokers
+LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
 
 
 def seqs_of(deliveries):
@@ -166,6 +177,45 @@ def test_retention_is_by_age_with_the_trim_horizon_as_floor(session_lab):
         settings = adapter.settings()
         assert "RetentionPeriodHours = 24 for max_age 10 s" in settings["retention"]
         assert "not applied" in settings["retention_max_messages"]
+
+
+def test_records_past_the_retention_period_fall_below_the_trim_horizon(fresh_lab, tmp_path):
+    """A day later, for real: kinesalite restarted on a clock 25 hours ahead (faketime)
+    expires what was put before, and the trim horizon names exactly those records."""
+    assert LIBFAKETIME.exists(), "faketime is missing: make setup (apt-get install faketime)"
+    fresh_lab.up(["kinesis"])
+    recipe = parse({"partitions": 2, "retention": {"max_age": "10s"}})
+    spec = RunSpec("t" + uuid.uuid4().hex[:8], "kinesis", fresh_lab.endpoint("kinesis"), recipe)
+    adapter = adapter_for(spec)
+    adapter.provision()
+    old = produce(adapter, 300)
+    assert adapter.probe(final=True).retention_dropped == 0
+    fresh_lab.down(["kinesis"])
+    native = registry.get("kinesis").native(fresh_lab.settings)
+    argv = [str(native.dir / "serve.js"), str(native.dir / "kinesalite.json")]
+    # The library itself, not the faketime command, which would fork node and leave it
+    # running when told to stop.
+    clock = {**os.environ, "LD_PRELOAD": str(LIBFAKETIME), "FAKETIME": "+25h"}
+    with open(tmp_path / "kinesalite.log", "w") as log:
+        server = subprocess.Popen(["node", *argv], env=clock, stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 30
+        while not fresh_lab.health("kinesis") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        new = produce(adapter, 100, first=300)
+        probe = adapter.probe(final=True)
+        assert dropped_ids(probe, old + new) == set(range(300))
+        assert (probe.retention_dropped, probe.depth) == (300, 100)
+        consumer = adapter.consumer(0)
+        try:
+            assert sorted(seqs_of(read_all(consumer, 100))) == list(range(300, 400))
+        finally:
+            consumer.close()
+        adapter.teardown()
+    finally:
+        adapter.close()
+        server.terminate()
+        server.wait(20)
 
 
 def test_teardown_keeps_dead_letters_for_a_later_process(session_lab):

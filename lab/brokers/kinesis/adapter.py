@@ -27,9 +27,11 @@ from lab.brokers.kinesis import streams
 from lab.brokers.kinesis.checkpoints import CheckpointStore
 from lab.brokers.kinesis.client import ERRORS, Client, broker_error, make_client, stream_name
 from lab.brokers.kinesis.settings import DLQ_HOURS, MIN_HOURS, retention_hours, run_settings
-from lab.brokers.kinesis.tail import FINAL_READS, ShardTail
+from lab.brokers.kinesis.tail import FINAL_READS, PROBE_LIMIT, ShardTail
 
 FLOOR_EVERY = 10.0  # seconds between trim-horizon reads while running (one call a shard)
+PROBE_SECONDS = 0.2  # reading time of a probe while running; it comes twice a second
+PROBE_READS = 5  # GetRecords calls a shard, at most, per probe while running
 
 
 class KinesisAdapter(BrokerAdapter):
@@ -88,10 +90,14 @@ class KinesisAdapter(BrokerAdapter):
     def probe(self, final: bool = False) -> Probe:
         if self._tails is None:
             self._tails = self._make_tails()
-        calls = FINAL_READS if final else 1
-        for tails in self._tails.values():
-            for tail in tails:
-                tail.read(self.client, calls)
+        if final:
+            for tail in self._all_tails():
+                tail.read(self.client, FINAL_READS)
+        else:
+            # Twice a second: a share of the time, so a backlog is counted over some probes.
+            until = time.monotonic() + PROBE_SECONDS
+            for tail in self._all_tails():
+                tail.read(self.client, PROBE_READS, PROBE_LIMIT, until)
         if self._retained and (final or time.monotonic() >= self._next_floor):
             self._next_floor = time.monotonic() + FLOOR_EVERY
             self._read_floors()
@@ -111,7 +117,7 @@ class KinesisAdapter(BrokerAdapter):
         for tail in self._tails[self.dlq]:
             letters += tail.after(dead.get(tail.shard))
             tail.forget_through(dead.get(tail.shard))
-        caught_up = all(t.caught_up for ts in self._tails.values() for t in ts)
+        caught_up = all(t.caught_up for t in self._all_tails())
         dropped = None
         if self._retained:
             tails = self._tails[self.stream]
@@ -123,6 +129,9 @@ class KinesisAdapter(BrokerAdapter):
             retention_floor=dict(self._floors) if self._retained else {},
             detail={"counted_to_end": caught_up},
         )
+
+    def _all_tails(self) -> list[ShardTail]:
+        return [t for tails in (self._tails or {}).values() for t in tails]
 
     def _read_floors(self) -> None:
         for n, tail in enumerate(self._tails[self.stream]):

@@ -13,6 +13,9 @@ from lab.brokers.kinesis import streams
 from lab.brokers.kinesis.client import Client, order_key
 
 READ_LIMIT = 10_000  # records per GetRecords call, Kinesis's largest
+# While running, small calls: kinesalite answers on one thread, and one 10,000-record
+# answer (10 MB of JSON at 1 KiB a record) stalls every client's calls behind it.
+PROBE_LIMIT = 1000
 FINAL_READS = 1000  # calls per shard of a final probe: it must reach the end
 # Calls on one shard to find its oldest record: kinesalite deletes expired records only as
 # a GetRecords call passes them, and answers such a call with no records.
@@ -32,14 +35,17 @@ class ShardTail:
         self._iterator: str | None = None
         self.caught_up = False
 
-    def read(self, client: Client, calls: int) -> None:
-        """Read on, at most `calls` GetRecords calls, until the end of the shard."""
+    def read(self, client: Client, calls: int, limit: int = READ_LIMIT, until: float = 0) -> None:
+        """Read on, at most `calls` GetRecords calls of `limit` records, until the end of
+        the shard or the monotonic time `until` (0: no time limit)."""
         self.caught_up = False
         for _ in range(calls):
+            if until and time.monotonic() > until:
+                return
             if self._iterator is None:
                 self._iterator = streams.iterator(client, self.stream, self.shard, self.last)
             try:
-                answer = streams.read(client, self._iterator, READ_LIMIT)
+                answer = streams.read(client, self._iterator, limit)
             except BrokerError as exc:
                 if not streams.expired(exc):
                     raise
@@ -53,7 +59,7 @@ class ShardTail:
                 time.sleep(0.2)
                 continue
             behind = answer.get("MillisBehindLatest", 0)
-            if self._iterator is None or (len(records) < READ_LIMIT and behind == 0):
+            if self._iterator is None or (len(records) < limit and behind == 0):
                 self.caught_up = True
                 return
 
