@@ -38,7 +38,8 @@ def single_node(settings: Settings) -> Service:
         image=IMAGE[0],
         tag=IMAGE[1],
         ports=(Port(settings.port("kinesis"), PORT),),
-        environment={},
+        # npm asks its registry whether npm itself is out of date unless told not to.
+        environment={"NPM_CONFIG_UPDATE_NOTIFIER": "false"},
         command=("sh", "-c", server),
         healthcheck=HealthCheck(
             ("CMD", "node", "-e", HEALTH_JS), interval=5, timeout=5, retries=10, start_period=60

@@ -38,7 +38,8 @@ def run_settings(spec: RunSpec, stream: str, dlq: str) -> dict[str, str]:
             "own shards: the engine gives each live consumer every n-th shard and moves them"
             " when consumers start, crash, come or go (the Kinesis Client Library's leases);"
             f" GetRecords at most every {options.read_interval:g} s a shard,"
-            f" up to {options.read_limit} records a call"
+            f" up to {options.read_limit} records a call, handed out {recipe.consumers.prefetch}"
+            " at a time (prefetch)"
         ),
         "checkpoints": (
             "after processing: the last record of a shard settled together with all before"
@@ -47,7 +48,8 @@ def run_settings(spec: RunSpec, stream: str, dlq: str) -> dict[str, str]:
         ),
         "retries": (
             "Kinesis has no negative ack: a rejected record is handed out again by its"
-            " consumer, attempts counted by the consumer, and the checkpoint stays below it"
+            " consumer, attempts counted by the consumer, and the checkpoint stays below it;"
+            f" after {recipe.max_attempts} attempts (max_attempts) a dead letter"
         ),
         "lag": (
             "records after each shard's checkpoint, counted by the probe, which reads every"
