@@ -59,13 +59,18 @@ class KinesisAdapter(BrokerAdapter):
 
     def provision(self) -> None:
         self.store.create()
-        streams.create(self.client, self.stream, self.spec.recipe.partitions)
-        # Dead letters wait for someone to look at them: one shard, kept a week.
-        streams.create(self.client, self.dlq, 1)
-        streams.wait_active(self.client, self.stream)
-        streams.wait_active(self.client, self.dlq)
-        self._retain(self.stream, retention_hours(self.spec.recipe.retention.max_age))
-        self._retain(self.dlq, DLQ_HOURS)
+        try:
+            streams.create(self.client, self.stream, self.spec.recipe.partitions)
+            # Dead letters wait for someone to look at them: one shard, kept a week.
+            streams.create(self.client, self.dlq, 1)
+            streams.wait_active(self.client, self.stream)
+            streams.wait_active(self.client, self.dlq)
+            self._retain(self.stream, retention_hours(self.spec.recipe.retention.max_age))
+            self._retain(self.dlq, DLQ_HOURS)
+        except BrokerError:
+            # Streams count against the account's shard limit: leave none half made.
+            self.teardown()
+            raise
 
     def _retain(self, name: str, hours: int) -> None:
         if hours == MIN_HOURS:
