@@ -105,6 +105,33 @@ def sqs(ep: Endpoint, payload: bytes) -> bytes:
         raise AssertionError("sqs: no message received within 60 s")
     finally:
         client.delete_queue(QueueUrl=url)
+
+
+def kinesis(ep: Endpoint, payload: bytes) -> bytes:
+    import boto3
+
+    # kinesalite checks no signature; any keys do.
+    client = boto3.client(
+        "kinesis",
+        endpoint_url=f"http://{ep.host}:{ep.port}",
+        region_name="us-east-1",
+        aws_access_key_id="roundtrip",
+        aws_secret_access_key="roundtrip",
+    )
+    stream = f"roundtrip-{uuid.uuid4().hex[:8]}"
+    client.create_stream(StreamName=stream, ShardCount=1)
+    try:
+        client.get_waiter("stream_exists").wait(
+            StreamName=stream, WaiterConfig={"Delay": 0.2, "MaxAttempts": 100}
+        )
+        put = client.put_record(StreamName=stream, Data=payload, PartitionKey="roundtrip")
+        shard_iterator = client.get_shard_iterator(
+            StreamName=stream, ShardId=put["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        [record] = client.get_records(ShardIterator=shard_iterator)["Records"]
+        return record["Data"]
+    finally:
+        client.delete_stream(StreamName=stream)
         client.close()
 
 
@@ -114,4 +141,5 @@ ROUNDTRIP = {
     "redis": redis,
     "postgres": postgres,
     "sqs": sqs,
+    "kinesis": kinesis,
 }

@@ -40,6 +40,8 @@ IMAGES = {
     "redis": "redis:7.4",
     "postgres": "postgres:17",
     "sqs": "softwaremill/elasticmq:1.7.1",
+    # kinesalite has no image of its own: Node.js's, which installs it from npm.
+    "kinesis": "node:20-bookworm-slim",
 }
 
 
