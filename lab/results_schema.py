@@ -42,6 +42,7 @@ SUMMARY = obj(
         **dict.fromkeys(LEDGER, COUNT),
         "failed": COUNT,
         "errors": COUNT,
+        "target_rate": MAYBE_NUMBER,
         "produce_rate": MAYBE_NUMBER,  # None: no whole second of the run was measured
         "consume_rate": MAYBE_NUMBER,
         "publish_latency_ms": LATENCY,
@@ -49,7 +50,7 @@ SUMMARY = obj(
         "max_lag": COUNT,
         "adds_up": {"type": "boolean"},
     },
-    {"target_rate": MAYBE_NUMBER},
+    {"unacked_delivered": COUNT, "max_backlog": COUNT, "poison_acked": COUNT},
 )
 POINT = obj(
     {

@@ -133,4 +133,11 @@ def adapter_for_run(runtime: Runtime, broker: str, run_id: str | None) -> Broker
         entry = next((e for e in runs if e["run_id"] == run_id), None)
         entry = entry or {"run_id": run_id, "recipe": {}}
     recipe = parse(entry["recipe"], f"run {entry['run_id']}")
-    return registry.adapter_for(RunSpec(entry["run_id"], broker, runtime.endpoint(broker), recipe))
+    spec = RunSpec(
+        entry["run_id"],
+        broker,
+        runtime.endpoint(broker),
+        recipe,
+        state_dir=runtime.settings.state_dir,
+    )
+    return registry.adapter_for(spec)

@@ -10,6 +10,7 @@ only to name messages the broker itself dropped or dead-lettered.
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from lab import messages
@@ -26,10 +27,20 @@ class RunSpec:
     endpoint: Endpoint  # where clients connect (the chaos proxy, when one runs)
     recipe: Recipe
     admin_endpoint: Endpoint | None = None  # direct, for provisioning and probes
+    # The lab's state dir, for adapters that keep a run's state beside the broker's
+    # (Kinesis's checkpoints); None: the one LAB_STATE_DIR names.
+    state_dir: Path | None = None
 
     @property
     def admin(self) -> Endpoint:
         return self.admin_endpoint or self.endpoint
+
+    def broker_dir(self) -> Path:
+        """This broker's directory in the lab's state dir."""
+        from lab.settings import Settings
+
+        state = self.state_dir or Settings.from_env().state_dir
+        return state / self.broker
 
     @property
     def options(self) -> Any:

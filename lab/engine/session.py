@@ -102,7 +102,9 @@ class Session:
             client = direct
             if self.proxies is not None and name in self.proxies.ports:
                 client = direct.via("127.0.0.1", self.proxies.ports[name])
-            run = BrokerRun(RunSpec(self.run_id, name, client, recipe, admin_endpoint=direct))
+            state = self.runtime.settings.state_dir
+            spec = RunSpec(self.run_id, name, client, recipe, direct, state_dir=state)
+            run = BrokerRun(spec)
             run.schedule = [(at, f) for at, f in schedule if f.broker in (None, name)]
             self.runs.append(run)
             self._series[name] = []

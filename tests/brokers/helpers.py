@@ -16,7 +16,11 @@ from lab.recipes import parse
 def new_adapter(session_lab, broker: str, recipe: dict | None = None, name: str = "test"):
     """An adapter for a fresh run of `recipe` on the session's broker (not provisioned)."""
     spec = RunSpec(
-        "t" + uuid.uuid4().hex[:8], broker, session_lab.endpoint(broker), parse(recipe or {}, name)
+        "t" + uuid.uuid4().hex[:8],
+        broker,
+        session_lab.endpoint(broker),
+        parse(recipe or {}, name),
+        state_dir=session_lab.runtime.settings.state_dir,
     )
     return adapter_for(spec)
 

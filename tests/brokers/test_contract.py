@@ -194,7 +194,9 @@ def test_dead_letters_browse_and_redrive(adapter):
 
 def test_teardown_can_keep_dead_letters(session_lab):
     for broker in registry.names():
-        spec = RunSpec("t" + uuid.uuid4().hex[:8], broker, session_lab.endpoint(broker), parse({}))
+        state = session_lab.runtime.settings.state_dir
+        ep = session_lab.endpoint(broker)
+        spec = RunSpec("t" + uuid.uuid4().hex[:8], broker, ep, parse({}), state_dir=state)
         adapter = adapter_for(spec)
         adapter.provision()
         produce(adapter, 1)

@@ -185,7 +185,13 @@ def test_records_past_the_retention_period_fall_below_the_trim_horizon(fresh_lab
     assert LIBFAKETIME.exists(), "faketime is missing: make setup (apt-get install faketime)"
     fresh_lab.up(["kinesis"])
     recipe = parse({"partitions": 2, "retention": {"max_age": "10s"}})
-    spec = RunSpec("t" + uuid.uuid4().hex[:8], "kinesis", fresh_lab.endpoint("kinesis"), recipe)
+    spec = RunSpec(
+        "t" + uuid.uuid4().hex[:8],
+        "kinesis",
+        fresh_lab.endpoint("kinesis"),
+        recipe,
+        state_dir=fresh_lab.settings.state_dir,
+    )
     adapter = adapter_for(spec)
     adapter.provision()
     old = produce(adapter, 300)
@@ -220,7 +226,11 @@ def test_records_past_the_retention_period_fall_below_the_trim_horizon(fresh_lab
 
 def test_teardown_keeps_dead_letters_for_a_later_process(session_lab):
     spec = RunSpec(
-        "t" + uuid.uuid4().hex[:8], "kinesis", session_lab.endpoint("kinesis"), parse({})
+        "t" + uuid.uuid4().hex[:8],
+        "kinesis",
+        session_lab.endpoint("kinesis"),
+        parse({}),
+        state_dir=session_lab.runtime.settings.state_dir,
     )
     adapter = adapter_for(spec)
     adapter.provision()
@@ -231,7 +241,7 @@ def test_teardown_keeps_dead_letters_for_a_later_process(session_lab):
     consumer.close()
     adapter.teardown(keep_dead_letters=True)
     adapter.close()
-    store = CheckpointStore(f"lab-{spec.run_id}")
+    store = CheckpointStore(f"lab-{spec.run_id}", spec.broker_dir() / "checkpoints")
     assert store.path.exists(), "the checkpoints stay with the streams"
     again = adapter_for(spec)  # as `lab dlq` does, later
     try:

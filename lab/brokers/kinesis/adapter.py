@@ -41,7 +41,7 @@ class KinesisAdapter(BrokerAdapter):
         super().__init__(spec)
         self.stream = stream_name(spec.admin, spec.queue)
         self.dlq = stream_name(spec.admin, spec.dead_letter_queue)
-        self.store = CheckpointStore(self.stream)
+        self.store = CheckpointStore(self.stream, spec.broker_dir() / "checkpoints")
         self._client: Client | None = None
         self._tails: dict[str, list[ShardTail]] | None = None
         self._floors: dict[int, int] = {}

@@ -33,20 +33,15 @@ from pathlib import Path
 
 from lab.brokers.kinesis.client import order_key
 from lab.errors import LabError
-from lab.settings import Settings
 
 LEASE_SECONDS = 10.0
 
 
-def checkpoint_dir() -> Path:
-    """The lab's state dir as every lab process finds it: from its environment."""
-    return Settings.from_env().broker_dir("kinesis") / "checkpoints"
-
-
 class CheckpointStore:
-    def __init__(self, run_stream: str, directory: Path | None = None) -> None:
+    def __init__(self, run_stream: str, directory: Path) -> None:
+        """`directory`: the run's RunSpec.broker_dir() / "checkpoints"."""
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", run_stream.strip("/"))
-        self.dir = directory or checkpoint_dir()
+        self.dir = directory
         self.path = self.dir / f"{safe}.json"
         self._lock_path = self.dir / f"{safe}.lock"
 

@@ -139,7 +139,7 @@ class KinesisConsumer(ConsumerClient):
         self.client = make_client(spec.endpoint)
         self.stream = stream_name(spec.endpoint, spec.queue)
         self.dlq = stream_name(spec.endpoint, spec.dead_letter_queue)
-        self.store = CheckpointStore(self.stream)
+        self.store = CheckpointStore(self.stream, spec.broker_dir() / "checkpoints")
         self.owner = f"consumer-{consumer_id}-{time.time_ns()}"
         self.interval = spec.options.read_interval
         self.limit = spec.options.read_limit

@@ -21,6 +21,7 @@ NOT_EMULATED = (
 
 def run_settings(spec: RunSpec, stream: str, dlq: str) -> dict[str, str]:
     recipe, options = spec.recipe, spec.options
+    checkpoints = CheckpointStore(stream, spec.broker_dir() / "checkpoints").path
     local = spec.admin.scheme != TLS_SCHEME
     out = {
         "server": (
@@ -43,7 +44,7 @@ def run_settings(spec: RunSpec, stream: str, dlq: str) -> dict[str, str]:
         ),
         "checkpoints": (
             "after processing: the last record of a shard settled together with all before"
-            f" it, kept in {CheckpointStore(stream).path} (a new owner reads from there on:"
+            f" it, kept in {checkpoints} (a new owner reads from there on:"
             " at least once)"
         ),
         "retries": (
