@@ -63,6 +63,13 @@ class BrokerPlugin:
     # The broker has no consumer groups: the engine hands each consumer its share of the
     # recipe's partitions, and again whenever consumers come or go (ConsumerClient.assign).
     assigns_partitions: ClassVar[bool] = False
+    # Its probe() says the backlog (Probe.depth) while a run goes on. False where the
+    # broker's API has no backlog count: live probes say None, and only the final probe
+    # counts what the broker still holds (Pub/Sub: only Cloud Monitoring has the number).
+    reports_depth: ClassVar[bool] = True
+    # The recipe's retention limits (fields of Recipe.retention) that the broker itself
+    # applies; it records any other limit in its settings as not applied.
+    retention_limits: ClassVar[frozenset[str]] = frozenset({"max_age", "max_messages", "max_bytes"})
     # A local server that speaks a cloud service's API stands in for it: which service.
     # Results and the TUI say so: its behaviour is the service's, its speed is not.
     emulates: ClassVar[str | None] = None

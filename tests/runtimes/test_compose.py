@@ -100,7 +100,7 @@ def test_the_files_publish_distinct_ports():
 
 @pytest.fixture(scope="module")
 def created():
-    """The runtime's create calls for the four brokers, at the lab's default port block
+    """The runtime's create calls for every broker, at the lab's default port block
     (the compose files' block). Readiness is not the point here: nothing of this test
     answers on those ports, so `up` gives up at once after creating the containers."""
     settings = isolated_settings(port_base=DEFAULT_PORT_BASE)
@@ -112,7 +112,7 @@ def created():
         mp.setenv("DOCKER_HOST", engine.url)
         runtime = DockerRuntime(settings, start_timeout=0.2)
         with contextlib.suppress(LabError):
-            runtime.up([])
+            runtime.up(list(registry.names()))  # not only the default set
         calls = engine.calls_to("POST", "/containers/create")
         secrets = {b: runtime.endpoint(b).password for b in registry.names()}
         runtime.down([])
