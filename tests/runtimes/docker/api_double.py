@@ -39,6 +39,7 @@ IMAGES = {
     "rabbitmq": "rabbitmq:4.1-management",
     "redis": "redis:7.4",
     "postgres": "postgres:17",
+    "pubsub": "gcr.io/google.com/cloudsdktool/google-cloud-cli:528.0.0-emulators",
 }
 
 
