@@ -20,7 +20,7 @@ from lab.brokers.contract import (
 )
 from lab.brokers.pubsub import backlog, dlq, resources
 from lab.brokers.pubsub.connection import Names, is_service
-from lab.brokers.pubsub.consumer import PubsubConsumer
+from lab.brokers.pubsub.consumer import StreamingConsumer, SynchronousConsumer
 from lab.brokers.pubsub.producer import BATCH, PubsubProducer, publisher_client
 from lab.brokers.pubsub.resources import Admin
 
@@ -110,12 +110,7 @@ class PubsubAdapter(BrokerAdapter):
                 f"batches of up to {BATCH.max_messages} messages, {BATCH.max_bytes} B or "
                 f"{BATCH.max_latency * 1000:g} ms; acks from the publish futures"
             ),
-            "subscriber": (
-                f"streaming pull, max_outstanding_messages = prefetch "
-                f"({recipe.consumers.prefetch}), which the emulator ignores (it pushes all it "
-                "has; the consumer holds it); leases extended by the ack deadline; acks and "
-                "nacks are unary calls the server has confirmed when they return"
-            ),
+            "subscriber": self._subscriber_settings(),
             "ordering": (
                 f"ordering keys p<producer>-<n>, n = sequence mod {recipe.partitions}"
                 if options.ordering
@@ -132,12 +127,27 @@ class PubsubAdapter(BrokerAdapter):
             ),
             "emulator_limits": (
                 "the emulator does not persist anything, expire messages "
-                "(message_retention_duration is stored, never applied), check IAM, or "
-                "report metrics; its dead-letter policy, delivery_attempt, ordering keys "
-                "and ack deadlines behave as the service's"
+                "(message_retention_duration is stored, never applied), apply a stream's "
+                "flow control or ack deadline (max_outstanding_messages, "
+                "stream_ack_deadline_seconds), end a stream that was cancelled or cut off, "
+                "check IAM, or report metrics; its dead-letter policy, delivery_attempt, "
+                "ordering keys, seek and subscription ack deadlines behave as the service's"
             ),
         }
         return out
+
+    def _subscriber_settings(self) -> str:
+        acks = "acks and nacks are unary calls, confirmed by the server when they return"
+        if self.spec.options.pull == "synchronous":
+            return f"synchronous pull (Pull calls of up to prefetch messages); {acks}"
+        return (
+            f"streaming pull, max_outstanding_messages = prefetch "
+            f"({self.spec.recipe.consumers.prefetch}), which the emulator ignores (it pushes "
+            "all it has; the consumer holds it); leases extended by the ack deadline; "
+            f"{acks}; on the emulator a stream that ends abruptly (a consumer crash, a "
+            "reset) keeps its messages for several ack deadlines: pull = 'synchronous' "
+            "for consumer faults"
+        )
 
     def _dead_letter_settings(self, attempts: int) -> str:
         policy = (
@@ -181,7 +191,9 @@ class PubsubAdapter(BrokerAdapter):
         return PubsubProducer(self.spec, producer_id)
 
     def consumer(self, consumer_id: int) -> ConsumerClient:
-        return PubsubConsumer(self.spec, consumer_id)
+        if self.spec.options.pull == "synchronous":
+            return SynchronousConsumer(self.spec, consumer_id)
+        return StreamingConsumer(self.spec, consumer_id)
 
     def close(self) -> None:
         if self._admin is not None:

@@ -1,23 +1,27 @@
-"""The consumer of a Pub/Sub run: one streaming pull, in a worker process.
+"""The consumers of a Pub/Sub run, in worker processes: a streaming pull (the default,
+what Google recommends) or synchronous pull calls (`[pubsub] pull = "synchronous"`).
 
-A thread reads the stream into a queue that receive() takes from, the shape the worker
-expects. Acks and nacks are unary calls that return once the server has them, so a
-worker that acked knows the message is done. Another thread extends the lease of every
-message held (queued or handed out, not yet settled) by the ack deadline, as
-google-cloud-pubsub's own subscriber does, and sends the stream's heartbeat.
+Both ack and nack with unary calls that return once the server has them, so a worker
+that acked knows the message is done, and both give back on close what the worker did
+not settle. The streaming consumer's thread reads the stream into a queue that
+receive() takes from, the shape the worker expects; another thread extends the lease of
+every message held (queued or handed out) by the ack deadline, as google-cloud-pubsub's
+own subscriber does, and sends the stream's heartbeat. Flow control: the stream asks for
+at most the recipe's prefetch outstanding (max_outstanding_messages). Google's service
+applies it; the emulator ignores it and pushes whatever it has, which the consumer
+holds, leases extended, until the worker takes it.
 
-Why not that subscriber (SubscriberClient.subscribe) itself: it ends its stream with a
-cancel (an HTTP/2 RST_STREAM), and the emulator 0.8.20 fails on it (NoSuchMethodError
-in its bundled gRPC's onRstStreamRead) and never ends the call. The stream lives on as
-a zombie that the emulator keeps delivering to: the messages it gets come back only at
-their ack deadline, with delivery attempts counted up, enough for the dead-letter
-policy to take healthy messages. This consumer ends its stream by closing its side
-(a half-close), which the emulator answers by ending the call.
-
-Flow control: the stream asks for at most the recipe's prefetch outstanding
-(max_outstanding_messages). Google's service applies it; the emulator ignores it and
-pushes whatever it has, which this consumer holds, leases extended, until the worker
-takes it.
+Why not google-cloud-pubsub's subscriber (SubscriberClient.subscribe): it ends its
+stream with a cancel (an HTTP/2 RST_STREAM), and the emulator 0.8.20 fails on that
+(NoSuchMethodError in its bundled gRPC's onRstStreamRead) and never ends the call. The
+stream lives on as a zombie that the emulator keeps delivering to: its messages come
+back only at their ack deadline, delivery attempts counted up, again and again. This
+consumer ends its stream with a half-close, which the emulator answers by ending the
+call. A stream that ends abruptly, though (the consumer SIGKILLed, its connection
+reset by the chaos proxy), leaves the same zombie, and messages held by it are out of
+everyone's reach for several ack deadlines: at the end of a run the ledger may call
+them lost. Synchronous pull has no stream to leave behind: after a consumer crash its
+messages come back once, at their ack deadline. Use it for consumer faults.
 """
 
 import contextlib
@@ -35,7 +39,7 @@ from google.pubsub_v1.services.subscriber.transports.grpc import SubscriberGrpcT
 
 from lab.brokers.contract import BrokerError, ConsumerClient, DeadLetterInfo, Delivery, RunSpec
 from lab.brokers.pubsub import dlq
-from lab.brokers.pubsub.backlog import ACK_CHUNK
+from lab.brokers.pubsub.backlog import ACK_CHUNK, PULL_MAX
 from lab.brokers.pubsub.connection import Names, channel, reason
 from lab.brokers.pubsub.producer import publisher_client
 from lab.brokers.pubsub.resources import ADMIN_RETRY, CALL_TIMEOUT
@@ -43,10 +47,14 @@ from lab.brokers.pubsub.resources import ADMIN_RETRY, CALL_TIMEOUT
 HEARTBEAT_S = 30.0  # Google's service closes a stream that stays silent for long
 CLOSE_WAIT = 5.0  # for the server to end the stream after the half-close
 MAX_OUTSTANDING_BYTES = 100 << 20
+MIN_PULL_WAIT = 0.1
 
 
-class PubsubConsumer(ConsumerClient):
-    def __init__(self, spec: RunSpec, consumer_id: int) -> None:
+class SubscriptionConsumer(ConsumerClient):
+    """What both ways of pulling share: the subscription, the unary acks and nacks,
+    the dead letters, and giving back on close what was not settled."""
+
+    def __init__(self, spec: RunSpec) -> None:
         self._names = Names.of(spec)
         self._channel = channel(spec.endpoint, spec.admin)
         self._api = SubscriptionApi(transport=SubscriberGrpcTransport(channel=self._channel))
@@ -62,8 +70,80 @@ class PubsubConsumer(ConsumerClient):
         self._deadline = int(spec.options.ack_deadline)
         self._publisher = None  # for dead letters of our own, made when first needed
         self._cond = threading.Condition()
-        self._ready: deque[ReceivedMessage] = deque()  # arrived, not yet handed out
         self._held: dict[str, ReceivedMessage] = {}  # leased by us, by ack id
+
+    def ack(self, deliveries: list[Delivery]) -> None:
+        ids = [d.handle for d in deliveries]
+        for i in range(0, len(ids), ACK_CHUNK):
+            self._call(
+                self._api.acknowledge,
+                subscription=self._names.subscription,
+                ack_ids=ids[i : i + ACK_CHUNK],
+            )
+        self._settled(ids)
+
+    def reject(self, deliveries: list[Delivery]) -> None:
+        # A nack: redelivered at once, with delivery_attempt counted up.
+        ids = [d.handle for d in deliveries]
+        self._modify(ids, 0)
+        self._settled(ids)
+
+    def dead_letter(self, letters: list[tuple[Delivery, DeadLetterInfo]]) -> None:
+        limit = self._policy_attempts
+        by_policy = [d for d, _ in letters if limit and d.attempts >= limit]
+        mine = [(d, info) for d, info in letters if not (limit and d.attempts >= limit)]
+        if mine:
+            if self._publisher is None:
+                self._publisher = publisher_client(self._channel)
+            items = [(d.payload, dlq.attributes(info)) for d, info in mine]
+            dlq.publish(self._publisher, self._names.dlq_topic, items)
+            self.ack([d for d, _ in mine])
+        self.reject(by_policy)
+
+    def close(self) -> None:
+        # What the worker took and did not settle goes back now, as a consumer that
+        # shuts down hands its messages to the others (a crashed one leaves them to
+        # their ack deadline).
+        with self._cond:
+            ids, self._held = list(self._held), {}
+        try:
+            self._modify(ids, 0, retry=None)
+        except BrokerError:
+            pass  # unreachable: they come back at their ack deadline instead
+        finally:
+            if self._publisher is not None:
+                self._publisher.stop()
+            self._channel.close()
+
+    def _deliveries(self, got: list[ReceivedMessage]) -> list[Delivery]:
+        return [Delivery(m.message.data, m.ack_id, m.delivery_attempt) for m in got]
+
+    def _settled(self, ack_ids: list[str]) -> None:
+        with self._cond:
+            for ack_id in ack_ids:
+                self._held.pop(ack_id, None)
+
+    def _modify(self, ack_ids: list[str], seconds: int, retry: object = ADMIN_RETRY) -> None:
+        for i in range(0, len(ack_ids), ACK_CHUNK):
+            self._call(
+                self._api.modify_ack_deadline,
+                retry,
+                subscription=self._names.subscription,
+                ack_ids=ack_ids[i : i + ACK_CHUNK],
+                ack_deadline_seconds=seconds,
+            )
+
+    def _call(self, method: object, retry: object = ADMIN_RETRY, **request: object) -> None:
+        try:
+            method(request=request, retry=retry, timeout=CALL_TIMEOUT)
+        except gexc.GoogleAPIError as exc:
+            raise BrokerError(f"pubsub: {reason(exc)}") from exc
+
+
+class StreamingConsumer(SubscriptionConsumer):
+    def __init__(self, spec: RunSpec, consumer_id: int) -> None:
+        super().__init__(spec)
+        self._ready: deque[ReceivedMessage] = deque()  # arrived, not yet handed out
         self._failure: BaseException | None = None
         self._ended = False
         self._closing = threading.Event()
@@ -139,35 +219,7 @@ class PubsubConsumer(ConsumerClient):
                 raise BrokerError(f"pubsub: streaming pull: {why}")
             count = min(max_messages, len(self._ready))
             got = [self._ready.popleft() for _ in range(count)]
-        return [Delivery(m.message.data, m.ack_id, m.delivery_attempt) for m in got]
-
-    def ack(self, deliveries: list[Delivery]) -> None:
-        ids = [d.handle for d in deliveries]
-        for i in range(0, len(ids), ACK_CHUNK):
-            self._call(
-                self._api.acknowledge,
-                subscription=self._names.subscription,
-                ack_ids=ids[i : i + ACK_CHUNK],
-            )
-        self._settled(ids)
-
-    def reject(self, deliveries: list[Delivery]) -> None:
-        # A nack: redelivered at once, with delivery_attempt counted up.
-        ids = [d.handle for d in deliveries]
-        self._modify(ids, 0)
-        self._settled(ids)
-
-    def dead_letter(self, letters: list[tuple[Delivery, DeadLetterInfo]]) -> None:
-        limit = self._policy_attempts
-        by_policy = [d for d, _ in letters if limit and d.attempts >= limit]
-        mine = [(d, info) for d, info in letters if not (limit and d.attempts >= limit)]
-        if mine:
-            if self._publisher is None:
-                self._publisher = publisher_client(self._channel)
-            items = [(d.payload, dlq.attributes(info)) for d, info in mine]
-            dlq.publish(self._publisher, self._names.dlq_topic, items)
-            self.ack([d for d, _ in mine])
-        self.reject(by_policy)
+        return self._deliveries(got)
 
     def close(self) -> None:
         self._closing.set()
@@ -178,41 +230,36 @@ class PubsubConsumer(ConsumerClient):
             self._stream.cancel()
             reader.join(CLOSE_WAIT)
         self._threads[1].join(CLOSE_WAIT)
-        # What the worker took and did not settle, and what it never took, goes back
-        # now, as a consumer that shuts down hands its messages to the others (a crashed
-        # one leaves them to their ack deadline). Only now: while the stream lived, the
-        # server would have delivered them to it again.
+        # Only now: while the stream lived, the server would have delivered what goes
+        # back to the same stream again.
         with self._cond:
-            ids, self._held = list(self._held), {}
             self._ready.clear()
+        super().close()
+
+
+class SynchronousConsumer(SubscriptionConsumer):
+    """Pull calls, one per receive(): no stream, so nothing for the emulator to keep
+    alive after a consumer dies or its connection is reset (see the module's doc). A
+    pull waits on the server for messages up to receive()'s timeout; the emulator ends
+    it there itself, with nothing."""
+
+    def __init__(self, spec: RunSpec, consumer_id: int) -> None:
+        super().__init__(spec)
+
+    def receive(self, max_messages: int, timeout: float) -> list[Delivery]:
         try:
-            self._modify(ids, 0, retry=None)
-        except BrokerError:
-            pass  # unreachable: they come back at their ack deadline instead
-        finally:
-            if self._publisher is not None:
-                self._publisher.stop()
-            self._channel.close()
-
-    # --- helpers -------------------------------------------------------------------
-
-    def _settled(self, ack_ids: list[str]) -> None:
-        with self._cond:
-            for ack_id in ack_ids:
-                self._held.pop(ack_id, None)
-
-    def _modify(self, ack_ids: list[str], seconds: int, retry: object = ADMIN_RETRY) -> None:
-        for i in range(0, len(ack_ids), ACK_CHUNK):
-            self._call(
-                self._api.modify_ack_deadline,
-                retry,
-                subscription=self._names.subscription,
-                ack_ids=ack_ids[i : i + ACK_CHUNK],
-                ack_deadline_seconds=seconds,
-            )
-
-    def _call(self, method: object, retry: object = ADMIN_RETRY, **request: object) -> None:
-        try:
-            method(request=request, retry=retry, timeout=CALL_TIMEOUT)
+            got = self._api.pull(
+                request={
+                    "subscription": self._names.subscription,
+                    "max_messages": min(max_messages, PULL_MAX),
+                },
+                retry=None,
+                timeout=max(timeout, MIN_PULL_WAIT),
+            ).received_messages
+        except gexc.DeadlineExceeded:
+            return []
         except gexc.GoogleAPIError as exc:
-            raise BrokerError(f"pubsub: {reason(exc)}") from exc
+            raise BrokerError(f"pubsub: pull: {reason(exc)}") from exc
+        with self._cond:
+            self._held.update((m.ack_id, m) for m in got)
+        return self._deliveries(list(got))

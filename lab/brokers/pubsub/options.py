@@ -10,8 +10,14 @@ MIN_ACK_DEADLINE = 10
 MAX_ACK_DEADLINE = 600
 
 
+PULLS = ("streaming", "synchronous")
+
+
 @dataclass(frozen=True)
 class PubsubOptions:
+    # streaming: one StreamingPull per consumer; synchronous: Pull calls (consumer.py
+    # says why the emulator's consumer faults call for it).
+    pull: str = recipe_field("synchronous", choices=PULLS)
     # Ordering keys: each producer publishes under one key per recipe partition
     # ("p<producer>-<n>", n = sequence mod partitions) to a subscription with
     # enable_message_ordering, so the server delivers each key's messages in order.
