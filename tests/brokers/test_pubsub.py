@@ -24,7 +24,14 @@ from lab.errors import LabError
 from lab.forkserver import context
 from lab.recipes import load, parse
 from lab.runtimes.external import parse_url
-from tests.brokers.helpers import drain, new_adapter, produce, provisioned, receive
+from tests.brokers.helpers import (
+    dead_letter_some,
+    drain,
+    new_adapter,
+    produce,
+    provisioned,
+    receive,
+)
 from tests.helpers import REPO, run_lab
 
 pytestmark = pytest.mark.brokers
@@ -359,3 +366,19 @@ def test_missing_emulator_says_how_to_install_it(monkeypatch, tmp_path):
     why = emulator.missing()
     assert why and "google-cloud-cli-pubsub-emulator" in why and "make setup" not in why
     assert "gcloud components install pubsub-emulator" in why
+
+
+def test_teardown_keeps_dead_letters_for_a_later_adapter(session_lab):
+    """The contract's keep test for this broker alone (that one starts every broker)."""
+    adapter = new_adapter(session_lab, "pubsub")
+    adapter.provision()
+    produce(adapter, 2)
+    dead_letter_some(adapter, 2, [1], DeadLetterInfo("test", 1, 1.0, 2.0))
+    adapter.teardown(keep_dead_letters=True)
+    adapter.close()
+    again = registry.adapter_for(adapter.spec)  # as `lab dlq` does, from another process
+    try:
+        assert [letter.seq for letter in again.dead_letters(10)] == [1]
+    finally:
+        again.teardown()
+        again.close()

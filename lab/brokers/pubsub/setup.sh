@@ -14,13 +14,16 @@ pubsub_jar() {  # the places native.py looks in
     return 1
 }
 if ! pubsub_jar; then
-    # Google's apt repository is the emulator's only package source; where apt knows it,
-    # install it like any other package, else say what to do (setup goes on without it).
-    if apt-cache policy google-cloud-cli-pubsub-emulator 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+    # Google's apt repository is the emulator's only package source: where apt can get
+    # the package (and it is not installed already), install it like any other; else
+    # say what to do, and setup goes on without it.
+    policy=$(apt-cache policy google-cloud-cli-pubsub-emulator 2>/dev/null || true)
+    if grep -q 'Installed: (none)' <<<"$policy" && grep -q 'Candidate: [0-9]' <<<"$policy"; then
         need_pkg google-cloud-cli-pubsub-emulator
     else
-        say "the Pub/Sub emulator is missing and apt has no google-cloud-cli-pubsub-emulator:" \
-            "add Google's Cloud SDK apt repository (packages.cloud.google.com) and run setup" \
-            "again, or run \`gcloud components install pubsub-emulator\`; \`lab up pubsub\` needs it"
+        say "the Pub/Sub emulator is missing and apt cannot install" \
+            "google-cloud-cli-pubsub-emulator: add Google's Cloud SDK apt repository" \
+            "(packages.cloud.google.com) and run setup again, or run" \
+            "\`gcloud components install pubsub-emulator\`; \`lab up pubsub\` needs it"
     fi
 fi
