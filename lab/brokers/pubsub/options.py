@@ -8,15 +8,13 @@ NATIVE_PROJECT = "broker-lab"  # the project id of the lab's own emulator
 # Pub/Sub's own bounds for a subscription's ack deadline.
 MIN_ACK_DEADLINE = 10
 MAX_ACK_DEADLINE = 600
-
-
 PULLS = ("streaming", "synchronous")
 
 
 @dataclass(frozen=True)
 class PubsubOptions:
-    # streaming: one StreamingPull per consumer; synchronous: Pull calls (consumer.py
-    # says why the emulator's consumer faults call for it).
+    # synchronous: Pull calls; streaming: one StreamingPull per consumer (consumer.py
+    # says why the first is the default).
     pull: str = recipe_field("synchronous", choices=PULLS)
     # Ordering keys: each producer publishes under one key per recipe partition
     # ("p<producer>-<n>", n = sequence mod partitions) to a subscription with
