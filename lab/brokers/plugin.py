@@ -68,6 +68,10 @@ class BrokerPlugin:
     # The recipe's retention limits the broker applies itself (its probe names what they
     # deleted). A limit not listed is not applied, and the adapter's settings say so.
     retention_limits: ClassVar[tuple[str, ...]] = ("max_age", "max_messages", "max_bytes")
+    # Its probe() says the backlog (Probe.depth) while a run goes on. False where the
+    # broker's API has no backlog count: live probes say None, and only the final probe
+    # counts what the broker still holds (Pub/Sub: only Cloud Monitoring has the number).
+    reports_depth: ClassVar[bool] = True
     # A local server that speaks a cloud service's API stands in for it: which service.
     # Results and the TUI say so: its behaviour is the service's, its speed is not.
     emulates: ClassVar[str | None] = None

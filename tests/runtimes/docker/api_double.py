@@ -42,6 +42,7 @@ IMAGES = {
     "sqs": "softwaremill/elasticmq:1.7.1",
     # kinesalite has no image of its own: Node.js's, which installs it from npm.
     "kinesis": "node:20-bookworm-slim",
+    "pubsub": "gcr.io/google.com/cloudsdktool/google-cloud-cli:528.0.0-emulators",
 }
 
 
