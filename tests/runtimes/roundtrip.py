@@ -135,11 +135,41 @@ def kinesis(ep: Endpoint, payload: bytes) -> bytes:
         client.close()
 
 
+def pubsub(ep: Endpoint, payload: bytes) -> bytes:
+    import grpc
+    from google.pubsub_v1 import PublisherClient, SubscriberClient
+    from google.pubsub_v1.services.publisher.transports.grpc import PublisherGrpcTransport
+    from google.pubsub_v1.services.subscriber.transports.grpc import SubscriberGrpcTransport
+
+    channel = grpc.insecure_channel(f"{ep.host}:{ep.port}")
+    publisher = PublisherClient(transport=PublisherGrpcTransport(channel=channel))
+    subscriber = SubscriberClient(transport=SubscriberGrpcTransport(channel=channel))
+    name = f"roundtrip-{uuid.uuid4().hex[:8]}"
+    topic = f"projects/{ep.path or 'broker-lab'}/topics/{name}"
+    subscription = f"projects/{ep.path or 'broker-lab'}/subscriptions/{name}"
+    publisher.create_topic(name=topic)
+    try:
+        subscriber.create_subscription(name=subscription, topic=topic)
+        publisher.publish(topic=topic, messages=[{"data": payload}])
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            got = subscriber.pull(subscription=subscription, max_messages=1, timeout=5)
+            for m in got.received_messages:
+                subscriber.acknowledge(subscription=subscription, ack_ids=[m.ack_id])
+                return m.message.data
+        raise AssertionError("pubsub: no message pulled within 60 s")
+    finally:
+        subscriber.delete_subscription(subscription=subscription)
+        publisher.delete_topic(topic=topic)
+        channel.close()
+
+
 ROUNDTRIP = {
     "kafka": kafka,
     "rabbitmq": rabbitmq,
     "redis": redis,
     "postgres": postgres,
     "sqs": sqs,
+    "pubsub": pubsub,
     "kinesis": kinesis,
 }

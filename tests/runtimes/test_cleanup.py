@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from lab import brokers as registry
 from tests.helpers import isolated_lab, lab_env, leftovers, port_block, run_lab
 
 pytestmark = pytest.mark.brokers
@@ -42,8 +43,12 @@ def test_up_status_down_through_the_cli(settings):
     assert up.returncode == 0, up.stderr
     status = run_lab(settings, "status", "--json")
     assert status.returncode == 0, status.stderr
-    rows = json.loads(status.stdout)
+    every = json.loads(status.stdout)
+    # `up` starts the default brokers; status lists every broker the lab knows.
+    assert [r["broker"] for r in every] == list(registry.names())
+    rows = [r for r in every if r["broker"] in registry.default_names()]
     assert [r["broker"] for r in rows] == ["kafka", "rabbitmq", "redis", "postgres"]
+    assert {r["state"] for r in every if r not in rows} == {"stopped"}
     for row in rows:
         assert row["runtime"] == "native"
         assert row["state"] == "healthy", row

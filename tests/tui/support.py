@@ -104,6 +104,9 @@ def fixed_statuses(brokers: list[str]) -> list[BrokerStatus]:
             "15.18",
             "",
         ),
+        "sqs": (BrokerState.STOPPED, "sqs://127.0.0.1:17324", "elasticmq 1.7.1", ""),
+        "pubsub": (BrokerState.STOPPED, "pubsub://127.0.0.1:17085/broker-lab", "", ""),
+        "kinesis": (BrokerState.STOPPED, "kinesis://127.0.0.1:17567", "kinesalite 3.3.3", ""),
     }
     return [
         BrokerStatus(b, "native", table[b][0], table[b][1], version=table[b][2], detail=table[b][3])

@@ -80,7 +80,7 @@ class StartScreen(Screen[None]):
     StartScreen #title { height: 1; padding: 0 1; background: $primary-background; }
     StartScreen #brokers {
         height: auto;
-        max-height: 8;
+        max-height: 11;  /* every broker (7) at 50 rows; scrolls on a small terminal */
         border: round $panel-lighten-2;
         scrollbar-size-horizontal: 0;
     }
