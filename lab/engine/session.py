@@ -103,7 +103,8 @@ class Session:
             if self.proxies is not None and name in self.proxies.ports:
                 client = direct.via("127.0.0.1", self.proxies.ports[name])
             state = self.runtime.settings.state_dir
-            spec = RunSpec(self.run_id, name, client, recipe, direct, state_dir=state)
+            store = self.runtime.endpoint(recipe.stream.view_store) if recipe.stream.on else None
+            spec = RunSpec(self.run_id, name, client, recipe, direct, state, store)
             run = BrokerRun(spec)
             run.schedule = [(at, f) for at, f in schedule if f.broker in (None, name)]
             self.runs.append(run)
