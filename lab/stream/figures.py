@@ -28,3 +28,30 @@ class StreamFigures:
     duplicated: int | None = None
     windows_exact: int | None = None
     windows_wrong: int | None = None
+
+
+def from_summary(stream: dict | None) -> StreamFigures | None:
+    """The final figures of a results file's `stream` (for replays)."""
+    if not stream:
+        return None
+    w, t = stream.get("windows") or {}, stream.get("triggers") or {}
+    events, fresh = stream.get("events") or {}, stream.get("freshness_ms") or {}
+    return StreamFigures(
+        store=stream.get("store", "?"),
+        dedupe=bool(stream.get("dedupe")),
+        applied=events.get("applied", 0),
+        deduped=events.get("deduped", 0),
+        late=w.get("late", 0),
+        fired=t.get("fired", 0),
+        suppressed=t.get("suppressed", 0),
+        freshness_p50_ms=fresh.get("p50"),
+        freshness_p99_ms=fresh.get("p99"),
+        view_error=stream.get("view_error"),
+        final=True,
+        expected=t.get("expected"),
+        missed=t.get("missed"),
+        spurious=t.get("spurious"),
+        duplicated=t.get("duplicated"),
+        windows_exact=w.get("exact"),
+        windows_wrong=w.get("wrong"),
+    )
