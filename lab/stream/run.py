@@ -8,20 +8,37 @@ The comparison with the truth is made once, when the results are built.
 
 from array import array
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from hdrh.histogram import HdrHistogram
 
 from lab import brokers as registry
 from lab.brokers.contract import BrokerAdapter, RunSpec
+from lab.endpoints import Endpoint
 from lab.errors import LabError
 from lab.ledger import Ledger, LedgerCounts
 from lab.metrics import new_histogram
+from lab.recipes.model import Recipe
 from lab.stream import summary as comparison
 from lab.stream import truth as truths
 from lab.stream.figures import StreamFigures
 from lab.stream.stage import StageReport
 from lab.stream.triggers import alerts_spec
 from lab.stream.view import StoreConfig, open_store
+
+if TYPE_CHECKING:
+    from lab.runtimes import Runtime
+
+
+def store_endpoint(recipe: Recipe, runtime: "Runtime") -> Endpoint | None:
+    """Where the recipe's view store runs, None without a [stream] stage; a LabError
+    that names the section when the runtime does not know it."""
+    if not recipe.stream.on:
+        return None
+    try:
+        return runtime.endpoint(recipe.stream.view_store)
+    except LabError as exc:
+        raise LabError(f"[stream] view_store {recipe.stream.view_store}: {exc}") from None
 
 
 class StreamRun:

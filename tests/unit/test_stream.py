@@ -236,3 +236,31 @@ def test_a_stream_recipe_round_trips():
     recipe = parse({"name": "r", "stream": {"view_store": "postgres", "dedupe": True}})
     assert parse(recipe.to_dict()) == recipe
     assert recipe.stream.on and not parse({}).stream.on
+
+
+def test_results_with_a_stream_stage_load_and_export(tmp_path):
+    import json
+
+    from lab.export.markdown import to_markdown
+    from lab.report.page import render
+    from lab.results import RunResult
+    from tests.helpers import DATA
+
+    data = json.loads((DATA / "replay-quickstart.json").read_text())
+    plain = RunResult.from_dict(json.loads(json.dumps(data)))
+    assert "view error" not in to_markdown(plain)  # no stream stage, no stream rows
+    cfg = parse({"stream": {"view_store": "redis", "windows": {"kind": "tumbling"}}}).stream
+    stream = summary.compare(cfg, truth.Truth(), {1: (2, 3)}, {}, summary.StageTotals())
+    for broker in data["brokers"].values():
+        broker["summary"]["stream"] = stream
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(data))
+    result = RunResult.load(path)  # checked against the schema
+    markdown = to_markdown(result)
+    assert "| view error (count) | **2** |" in markdown
+    assert "windows exact / wrong / late | 0 / 0 / 0" in markdown
+    assert "view error (count)" in render([result], js="", css="")
+    data["brokers"]["kafka"]["summary"]["stream"]["windows"] = {"exact": -1}
+    path.write_text(json.dumps(data))
+    with pytest.raises(Exception, match="stream.windows"):
+        RunResult.load(path)
