@@ -128,7 +128,7 @@ class Stream:
 
     view_store: str = _f("")
     seed: int = _f(1, min=0, max=2**63 - 1)
-    keys: int = _f(1000, min=1, max=10_000_000)
+    keys: int = _f(1000, min=1, max=1_000_000)
     key_skew: str = _f("zipf", choices=KEY_SKEWS)
     zipf_s: float = _f(1.1, min=0.01, max=10)
     # amount: lognormal around value_mean; reading: normal (value_mean, value_sd);

@@ -75,6 +75,7 @@ def test_without_faults_the_features_equal_the_truth(session_lab):
         assert t["expected"] > 0, (broker, t)
         assert t["fired"] == t["expected"] == t["sent"], (broker, t)
         assert t["missed"] == t["spurious"] == t["duplicated"] == t["failed"] == 0, (broker, t)
+        assert t["latency_ms"]["count"] == t["sent"]  # every alert acked by the broker
         assert st["freshness_ms"]["count"] == st["events"]["applied"]
         # The final Snapshot carries the comparison for the features panel.
         final = snapshots[-1].broker(broker).stream
@@ -138,3 +139,14 @@ def test_the_store_is_started_when_it_is_not_running(session_lab):
     )
     assert any("starting redis" in e.message for e in result.events), result.events
     assert stream_of(result, "postgres")["view_error"] == 0
+
+
+def test_a_command_trigger_runs_once_per_window_that_fires(session_lab, tmp_path):
+    out = tmp_path / "alerts.txt"
+    command = f'echo "$LAB_ALERT_BROKER $LAB_ALERT_KEY $LAB_ALERT_WINDOW_START_S" >> {out}'
+    data = smoke("postgres", triggers={"action": "command", "threshold": 20, "command": command})
+    result, _ = run(session_lab, data, brokers=["redis"])
+    t = stream_of(result, "redis")["triggers"]
+    assert t["fired"] == t["expected"] == t["sent"] > 0, t
+    lines = out.read_text().splitlines()
+    assert len(lines) == t["fired"] and all(line.startswith("redis ") for line in lines)

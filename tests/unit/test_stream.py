@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lab import results_schema
+from lab.errors import LabError
 from lab.ledger import Ledger, SeqCollector
 from lab.recipes import RecipeError, parse
 from lab.recipes.model import Stream, Windows
@@ -262,5 +263,5 @@ def test_results_with_a_stream_stage_load_and_export(tmp_path):
     assert "view error (count)" in render([result], js="", css="")
     data["brokers"]["kafka"]["summary"]["stream"]["windows"] = {"exact": -1}
     path.write_text(json.dumps(data))
-    with pytest.raises(Exception, match="stream.windows"):
+    with pytest.raises(LabError, match=r"stream\.windows"):
         RunResult.load(path)
