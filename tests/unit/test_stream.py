@@ -265,3 +265,11 @@ def test_results_with_a_stream_stage_load_and_export(tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(LabError, match=r"stream\.windows"):
         RunResult.load(path)
+
+
+def test_the_rate_limit_holds_back_a_burst():
+    from lab.stream.triggers import RateLimit
+
+    limit = RateLimit(3.0)  # a burst of up to one second's worth, then 3 a second
+    taken = [limit.take() for _ in range(10)]
+    assert taken[:3] == [True] * 3 and not any(taken[3:])
