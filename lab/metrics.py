@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from hdrh.histogram import HdrHistogram
 
 from lab.ledger import LedgerCounts
+from lab.stream.figures import StreamFigures
 
 LOWEST_US = 1
 HIGHEST_US = 3_600_000_000
@@ -83,6 +84,7 @@ class BrokerSnapshot:
     rss_bytes: int | None = None
     # Network faults in force: action -> its arguments ({"latency": {"ms": 200, ...}}).
     network: dict[str, dict[str, float]] = field(default_factory=dict)
+    stream: StreamFigures | None = None  # the [stream] stage's, when the recipe has one
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -18,6 +18,7 @@ from lab.errors import LabError
 from lab.ledger import LedgerCounts
 from lab.metrics import Event, Latency
 from lab.recipes import Recipe
+from lab.stream import summary as stream_summary
 
 SCHEMA = 1
 RESULTS_MODE = 0o644
@@ -220,8 +221,17 @@ SUMMARY_ROWS: list[tuple[str, Callable[[dict], str]]] = [
 ]
 
 
+def summary_rows(result: "RunResult") -> list[tuple[str, Callable[[dict], str]]]:
+    """SUMMARY_ROWS, and the stream stage's rows when a broker of the run had one."""
+    streams = any(b.summary.get("stream") for b in result.brokers.values())
+    return SUMMARY_ROWS + (stream_summary.STREAM_ROWS if streams else [])
+
+
 def alarming(label: str, summary: dict) -> bool:
-    """A figure that must catch the eye: messages lost, or a ledger that does not add up."""
-    return (label == "lost" and summary["lost"] > 0) or (
-        label == "ledger adds up" and not summary["adds_up"]
+    """A figure that must catch the eye: messages lost, a ledger that does not add up, a
+    feature view that differs from the truth."""
+    return (
+        (label == "lost" and summary["lost"] > 0)
+        or (label == "ledger adds up" and not summary["adds_up"])
+        or stream_summary.alarming(label, summary)
     )

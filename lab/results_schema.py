@@ -37,6 +37,21 @@ LATENCY = obj(
 )
 LEDGER = ("produced", "acked", "delivered", "duplicates", "dead_lettered")
 LEDGER += ("retention_dropped", "in_flight", "lost")
+MAYBE_COUNT = {"type": ["integer", "null"]}
+MAYBE = {"type": ["object", "null"]}  # merged into an object's schema: or null
+TRIGGERS = ("fired", "expected", "missed", "spurious", "duplicated")
+P50_P99 = obj({"p50": MAYBE_NUMBER, "p99": MAYBE_NUMBER}, {"count": COUNT})
+# A broker's [stream] stage compared with the truth (lab/stream/summary.py). Parts the
+# recipe left off are null.
+STREAM = obj(
+    {
+        "view_error": MAYBE_COUNT,
+        "windows": obj(dict.fromkeys(("exact", "wrong", "late"), COUNT)) | MAYBE,
+        "triggers": obj(dict.fromkeys(TRIGGERS, COUNT)) | MAYBE,
+        "freshness_ms": P50_P99,
+    },
+    {"store": TEXT, "dedupe": {"type": "boolean"}, "view": MAYBE},
+)
 SUMMARY = obj(
     {
         **dict.fromkeys(LEDGER, COUNT),
@@ -50,7 +65,12 @@ SUMMARY = obj(
         "max_lag": COUNT,
         "adds_up": {"type": "boolean"},
     },
-    {"unacked_delivered": COUNT, "max_backlog": COUNT, "poison_acked": COUNT},
+    {
+        "unacked_delivered": COUNT,
+        "max_backlog": COUNT,
+        "poison_acked": COUNT,
+        "stream": STREAM | MAYBE,
+    },
 )
 POINT = obj(
     {

@@ -16,6 +16,7 @@ from lab.ledger import LedgerCounts
 from lab.metrics import BrokerSnapshot, Event, Latency, Snapshot
 from lab.phases import Phase, run_phase
 from lab.results import RunResult
+from lab.stream.figures import from_summary
 
 
 class Feed(Protocol):
@@ -108,6 +109,7 @@ def _broker(name: str, p: dict, final: dict | None) -> BrokerSnapshot:
         cpu_percent=p.get("cpu_percent"),
         rss_bytes=p.get("rss_bytes"),
         network=p.get("network") or {},
+        stream=from_summary(final.get("stream")) if final else None,
     )
 
 

@@ -30,6 +30,8 @@ class RunSpec:
     # The lab's state dir, for adapters that keep a run's state beside the broker's
     # (Kinesis's checkpoints); None: the one LAB_STATE_DIR names.
     state_dir: Path | None = None
+    # Where a [stream] stage keeps its features (lab/stream): the store's direct endpoint.
+    stream_store: Endpoint | None = None
 
     @property
     def admin(self) -> Endpoint:

@@ -7,7 +7,7 @@ from rich.text import Text
 
 from lab.app.format import STATE_STYLE, mebibytes, millis, number
 from lab.metrics import BrokerSnapshot, Snapshot
-from lab.results import SUMMARY_ROWS, RunResult, alarming
+from lab.results import RunResult, alarming, summary_rows
 
 
 def _row(b: BrokerSnapshot) -> list[Text | str]:
@@ -87,7 +87,7 @@ def summary_table(result: RunResult) -> Table:
     table.add_column("")
     for name in result.brokers:
         table.add_column(name, justify="right")
-    for label, fmt in SUMMARY_ROWS:
+    for label, fmt in summary_rows(result):
         cells = [
             Text(fmt(b.summary), style="bold red" if alarming(label, b.summary) else "")
             for b in result.brokers.values()

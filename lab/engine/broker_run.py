@@ -25,6 +25,7 @@ from lab.messages import unpack
 from lab.metrics import BrokerSnapshot, Latency, new_histogram
 from lab.phases import PRODUCING, TERMINAL, Phase
 from lab.results import BrokerResult, summary
+from lab.stream.run import StreamRun
 
 RATE_WINDOW = 1.0  # seconds over which rates are averaged
 
@@ -92,6 +93,7 @@ class BrokerRun:
         self.settings_read: list[dict] = []
         self.started_at: float | None = None  # session seconds
         self.finished_at: float | None = None
+        self.stream = StreamRun.of(spec)  # the [stream] stage's engine side, if any
 
     # --- workers ---------------------------------------------------------------------
 
@@ -201,6 +203,9 @@ class BrokerRun:
 
     def on_message(self, handle: WorkerHandle, kind: str, body: object) -> str | None:
         """Fold one worker message in; return an error text worth an event, if any."""
+        if kind.startswith("stream"):
+            self.stream.on_message(kind, body, handle.index)
+            return None
         if kind in ("delivered", "dead"):
             packed = array("Q")
             packed.frombytes(body)
@@ -340,6 +345,7 @@ class BrokerRun:
             cpu_percent=h.cpu_percent,
             rss_bytes=h.rss_bytes,
             network=network,
+            stream=self.stream.figures(counts) if self.stream else None,
         )
         self.publish_window.reset()
         self.e2e_window.reset()
@@ -369,14 +375,17 @@ class BrokerRun:
         per_second = self.per_second()
         # The histograms themselves, so the summary can record their percentile ladder.
         publish, e2e = self.publish_summary, self.e2e_summary
+        broker_summary = summary(
+            counts, series, per_second, self.recipe, publish, e2e, engine_counts, self.ran()
+        )
+        if self.stream:
+            broker_summary["stream"] = self.stream.result(self.ledger, self.t0_ns)
         return BrokerResult(
             broker=self.broker,
             version=version,
             client=self.adapter.client_version(),
             settings=self.adapter.settings(),
-            summary=summary(
-                counts, series, per_second, self.recipe, publish, e2e, engine_counts, self.ran()
-            ),
+            summary=broker_summary,
             series=series,
             per_second=per_second,
             problems=problems,

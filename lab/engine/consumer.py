@@ -13,6 +13,7 @@ from lab.brokers.contract import BrokerError, ConsumerClient, DeadLetterInfo, De
 from lab.engine.control import Assign, Crash, Slow, Start, Stop
 from lab.engine.reporting import Reporter, WorkerSpec, backoff, commands, count, drop
 from lab.metrics import record_us
+from lab.stream.stage import StreamStage
 
 
 class ConsumerWorker:
@@ -36,6 +37,7 @@ class ConsumerWorker:
         self.partitions: tuple[int, ...] | None = None
         self.assign_now = False
         self.failures: dict[int, tuple[float, int]] = {}  # poison id -> (first failure, attempts)
+        self.stage = StreamStage.for_run(spec.run, spec.index, self.reporter.post)
         # Keep one batch of simulated work near 100 ms, so commands and reports are not
         # held up behind a long sleep.
         self.batch_max = recipe.consumers.prefetch
@@ -63,6 +65,8 @@ class ConsumerWorker:
                 backoff(failures)
             self.reporter.maybe_send(time.monotonic())
         drop(client)
+        if self.stage:
+            self.stage.close(self.t0_ns)
         self.reporter.send("final")
 
     def _obey(self) -> bool:
@@ -116,6 +120,9 @@ class ConsumerWorker:
             self.reporter.post(("delivered", seen.tobytes()))
         if dead:
             self.reporter.post(("dead", dead.tobytes()))
+        if self.stage and seen:
+            # The features are updated before the crash point and the ack: see lab/stream/stage.py.
+            self.stage.process(deliveries, self.t0_ns)
         if self.crash:
             # "Crash mid-batch": received and counted, neither processed nor acked.
             os.kill(os.getpid(), signal.SIGKILL)

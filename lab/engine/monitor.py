@@ -48,6 +48,8 @@ class BrokerMonitor(threading.Thread):
         try:
             self.ensure_up(r.broker)
             r.adapter.provision()
+            if r.stream:
+                r.stream.provision(self.ensure_up)
         except Exception as exc:  # any failure here fails this broker only
             self.failed = f"{type(exc).__name__}: {exc}"
             self.ready.set()
@@ -69,6 +71,8 @@ class BrokerMonitor(threading.Thread):
             self.final_probe = r.adapter.probe(final=True)
         except Exception as exc:  # the broker may be down at the end
             self.on_event("error", f"final probe failed: {exc}", r.broker)
+        if r.stream:
+            r.stream.finish(lambda message: self.on_event("error", message, r.broker))
         dead = (self.final_probe.dead_letters or 0) if self.final_probe else 0
         try:
             r.adapter.teardown(keep_dead_letters=dead > 0)

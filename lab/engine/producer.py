@@ -21,6 +21,7 @@ from lab.engine.reporting import (
     drop,
 )
 from lab.metrics import record_us
+from lab.stream.acks import AckTimes
 
 SEND_BATCH = 500  # most messages handed to a client at once
 
@@ -49,6 +50,7 @@ class ProducerWorker:
             retention.max_age or retention.max_messages or retention.max_bytes
         )
         self.positions = array("q")
+        self.ack_times = AckTimes.for_run(spec.run, self.reporter.post)  # [stream] windows
 
     def run(self) -> None:
         client = self._connect()
@@ -76,6 +78,8 @@ class ProducerWorker:
                 self.reporter.error(exc)
             drop(client)
         self.reporter.report.failed += len(self.unacked)  # sent, never acknowledged
+        if self.ack_times:
+            self.ack_times.flush()
         self.reporter.send("final")
 
     def _connect(self) -> ProducerClient | None:
@@ -153,6 +157,8 @@ class ProducerWorker:
             self.spec.index,
         )
         acked_before = r.acked
+        if self.ack_times:
+            self.ack_times.add(acks)
         for ack in acks:
             nbytes = self.unacked.pop(ack.seq, 0)
             poison = ack.seq in self.poison_unacked

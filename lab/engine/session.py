@@ -38,6 +38,7 @@ from lab.phases import Phase, run_phase
 from lab.recipes import Recipe
 from lab.results import RunResult, environment
 from lab.runtimes import BrokerState, Runtime
+from lab.stream.run import store_endpoint
 
 MODES = ("parallel", "sequential")
 
@@ -103,7 +104,8 @@ class Session:
             if self.proxies is not None and name in self.proxies.ports:
                 client = direct.via("127.0.0.1", self.proxies.ports[name])
             state = self.runtime.settings.state_dir
-            spec = RunSpec(self.run_id, name, client, recipe, direct, state_dir=state)
+            store = store_endpoint(recipe, self.runtime)  # the [stream] stage's, if any
+            spec = RunSpec(self.run_id, name, client, recipe, direct, state, store)
             run = BrokerRun(spec)
             run.schedule = [(at, f) for at, f in schedule if f.broker in (None, name)]
             self.runs.append(run)

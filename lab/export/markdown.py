@@ -1,6 +1,6 @@
 """A run as a Markdown summary: one column per broker, the ledger and the figures that matter."""
 
-from lab.results import SUMMARY_ROWS, RunResult, alarming
+from lab.results import RunResult, alarming, summary_rows
 
 
 def to_markdown(result: RunResult) -> str:
@@ -18,7 +18,7 @@ def to_markdown(result: RunResult) -> str:
         "| | " + " | ".join(b.broker for b in brokers) + " |",
         "|---|" + "---:|" * len(brokers),
     ]
-    for label, fmt in SUMMARY_ROWS:
+    for label, fmt in summary_rows(result):
         cells = [
             f"**{fmt(b.summary)}**" if alarming(label, b.summary) else fmt(b.summary)
             for b in brokers

@@ -16,6 +16,11 @@ PLANNED_PATTERNS = ("pub-sub", "request-reply", "fire-and-forget")
 PROFILES = ("steady", "ramp", "spike", "curve")
 SIZE_DISTRIBUTIONS = ("fixed", "uniform")
 DURABILITY = ("fast", "safe")
+WINDOW_KINDS = ("", "tumbling", "hopping")
+TRIGGER_ACTIONS = ("", "alert", "command")
+STATISTICS = ("count", "sum")
+KEY_SKEWS = ("zipf", "uniform")
+VALUE_KINDS = ("amount", "reading", "like")
 
 
 def recipe_field(default: object, **meta: object) -> Any:
@@ -89,6 +94,60 @@ class Fault:
 
 
 @dataclass(frozen=True)
+class Windows:
+    """[stream.windows]: aggregates per key over event time, aligned to the run's clock.
+    tumbling: back-to-back windows of `size`; hopping: windows of `size` starting every
+    `hop` (a sliding window sampled every hop). An event that arrives more than
+    `allowed_lateness` after its window ended is late: counted, never added."""
+
+    kind: str = _f("", choices=WINDOW_KINDS)  # "": no windows
+    size: float = _f(10.0, min=0.001, max=24 * 3600, unit="s")
+    hop: float = _f(0.0, min=0, max=24 * 3600, unit="s")  # hopping only
+    allowed_lateness: float = _f(2.0, min=0, max=24 * 3600, unit="s")
+
+
+@dataclass(frozen=True)
+class Triggers:
+    """[stream.triggers]: when a key's window `statistic` first exceeds `threshold`,
+    publish an alert to the run's alerts topic on the same broker, or run `command`;
+    at most `rate_limit` actions per second per consumer (the rest are suppressed)."""
+
+    action: str = _f("", choices=TRIGGER_ACTIONS)  # "": no triggers
+    statistic: str = _f("count", choices=STATISTICS)
+    threshold: float = _f(5.0, min=0)
+    command: str = _f("")
+    rate_limit: float = _f(50.0, min=0.001, max=1_000_000)
+
+
+@dataclass(frozen=True)
+class Stream:
+    """[stream]: every message is also an event with a key and a value, derived from
+    (seed, producer, seq) so the lab knows the truth (lab/stream). Consumers keep a
+    materialized view, windows and triggers in `view_store` (a store the lab runs;
+    "": no stream stage), naively or deduplicated by message id."""
+
+    view_store: str = _f("")
+    seed: int = _f(1, min=0, max=2**63 - 1)
+    keys: int = _f(1000, min=1, max=1_000_000)
+    key_skew: str = _f("zipf", choices=KEY_SKEWS)
+    zipf_s: float = _f(1.1, min=0.01, max=10)
+    # amount: lognormal around value_mean; reading: normal (value_mean, value_sd);
+    # like: +1 with probability like_share, else -1. Kept in hundredths, as integers.
+    values: str = _f("amount", choices=VALUE_KINDS)
+    value_mean: float = _f(50.0, min=-1e9, max=1e9)
+    value_sd: float = _f(10.0, min=0, max=1e9)
+    like_share: float = _f(0.7, min=0, max=1)
+    view: bool = _f(True)
+    dedupe: bool = _f(False)
+    windows: Windows = _f(Windows())
+    triggers: Triggers = _f(Triggers())
+
+    @property
+    def on(self) -> bool:
+        return bool(self.view_store)
+
+
+@dataclass(frozen=True)
 class Recipe:
     name: str = _f("unnamed")
     description: str = _f("")
@@ -114,6 +173,7 @@ class Recipe:
     consumers: Consumers = _f(Consumers())
     retention: Retention = _f(Retention())
     faults: tuple[Fault, ...] = _f(())
+    stream: Stream = _f(Stream())
     # Each broker's own section, by broker name: [kafka] client = "kafka-python" is
     # options["kafka"].client. Filled by the parser for every broker it knows.
     options: dict[str, Any] = _f({})

@@ -265,6 +265,11 @@ def _check_whole(recipe: Recipe, source: str) -> None:
         )
     for i, fault in enumerate(recipe.faults):
         _check_fault(fault, source, f"faults[{i}]", recipe.duration)
+    from lab.stream.check import problem  # the stream package owns its rules
+
+    found = problem(recipe.stream)
+    if found:
+        raise _fail(source, *found)
 
 
 def _check_fault(fault: Fault, source: str, name: str, duration: float) -> None:

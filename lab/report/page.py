@@ -8,7 +8,7 @@ from importlib import resources
 
 from lab import __version__
 from lab.report.data import TIME_CHARTS, run_data
-from lab.results import SUMMARY_ROWS, RunResult, alarming
+from lab.results import RunResult, alarming, summary_rows
 
 STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #222; max-width: 1900px; }
@@ -175,7 +175,7 @@ def _when(iso: str) -> str:
 def _ledger(r: RunResult) -> str:
     brokers = list(r.brokers.values())
     rows = []
-    for label, fmt in SUMMARY_ROWS:
+    for label, fmt in summary_rows(r):
         cells = [f"<td>{_e(label)}</td>"]
         for b in brokers:
             try:

@@ -17,6 +17,7 @@ from lab.app.format import millis as ms
 from lab.app.format import number as n
 from lab.metrics import BrokerSnapshot
 from tui.format import network_text, phase_text, state_text
+from tui.widgets.features import features_text
 
 
 class Readout(Static):
@@ -66,6 +67,8 @@ class BrokerColumn(Vertical):
     BrokerColumn .metric Readout { width: 15; }
     BrokerColumn .metric Sparkline { width: 1fr; margin-left: 1; }
     BrokerColumn #rest { height: 6; }
+    BrokerColumn #features { height: 5; display: none; margin-top: 1; }
+    BrokerColumn #features.-on { display: block; }
     BrokerColumn Readout { text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
@@ -87,11 +90,13 @@ class BrokerColumn(Vertical):
                 yield Readout(id=f"{name}-value")
                 yield Sparkline([], id=f"{name}-spark")
         yield Readout(id="rest")
+        yield Readout(id="features")  # shown for runs with a [stream] stage
 
     def on_mount(self) -> None:
         # Looked up once: show() runs twice a second for every column.
         self._state = self.query_one("#state", Readout)
         self._rest = self.query_one("#rest", Readout)
+        self._features = self.query_one("#features", Readout)
         self._metrics = {
             name: (
                 self.query_one(f"#{name}-value", Readout),
@@ -124,6 +129,10 @@ class BrokerColumn(Vertical):
             value.show(text)
             spark.data = history.get(name, [])
         self._rest.show(_rest(b))
+        if b.stream is not None:
+            # Set once: a run has a stream stage from its first Snapshot to its last.
+            self._features.set_class(True, "-on")
+            self._features.show(features_text(b.stream))
 
 
 def _lat(label: str, p50: float, p99: float, measured: bool) -> Text:
