@@ -138,14 +138,15 @@ class Tmux:
         for key in keys:
             self.tmux("send-keys", "-t", "lab", key)
 
-    def wait_for(self, text: str, timeout: float = 30.0) -> str:
+    def wait_for(self, *texts: str, timeout: float = 30.0) -> str:
+        """The first screen that shows every one of `texts` (a frame can be half drawn)."""
         deadline = time.monotonic() + timeout
         while True:
             screen = self.screen()
-            if text in screen:
+            if all(text in screen for text in texts):
                 return screen
             if time.monotonic() > deadline:
-                raise AssertionError(f"{text!r} never appeared; the screen:\n{screen}")
+                raise AssertionError(f"{texts!r} never all appeared; the screen:\n{screen}")
             time.sleep(0.2)
 
     def alive(self) -> bool:

@@ -74,6 +74,7 @@ class Session:
         self._series: dict[str, list[dict]] = {}
         self._started_brokers: list[str] = []
         self._up_lock = threading.Lock()
+        self._close_lock = threading.Lock()  # the clock's finish and a quitting UI may race
         self._done = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -168,20 +169,22 @@ class Session:
 
     def close(self) -> None:
         """Leave nothing running: workers killed, queues torn down, started brokers stopped.
-        Safe to call at any time, also after a normal end, and more than once."""
+        Safe to call at any time, also after a normal end, more than once, and from two
+        threads at once."""
         self.closing.set()
-        for run in self.runs:
-            for worker in run.workers:
-                worker.kill()
-            run.reap(2)
-        for monitor in self.monitors.values():
-            monitor.stop_and_wait(10)
-        if self.proxies is not None:
-            self.proxies.stop()
-        if self.stop_started_brokers and self._started_brokers:
-            with contextlib.suppress(Exception):
-                self.runtime.down(self._started_brokers)
-            self._started_brokers = []
+        with self._close_lock:
+            for run in self.runs:
+                for worker in run.workers:
+                    worker.kill()
+                run.reap(2)
+            for monitor in self.monitors.values():
+                monitor.stop_and_wait(10)
+            if self.proxies is not None:
+                self.proxies.stop()
+            if self.stop_started_brokers and self._started_brokers:
+                with contextlib.suppress(Exception):
+                    self.runtime.down(self._started_brokers)
+                self._started_brokers = []
 
     # --- for the clock, the reader and the monitors ----------------------------------------
 

@@ -61,8 +61,7 @@ def test_a_broker_from_another_package_runs_everywhere(settings, tmp_path):
         env = f"PYTHONPATH={shlex.quote(str(PLUGIN))}"
         replay = f"{shlex.quote(sys.executable)} -m lab tui --replay {shlex.quote(str(path))}"
         term.start(f"cd {shlex.quote(str(tmp_path))} && {env} {replay}")
-        screen = term.wait_for("1 scratch")
-        assert "REPLAY" in screen
+        term.wait_for("1 scratch", "REPLAY")
         term.keys("q")
     finally:
         term.kill()

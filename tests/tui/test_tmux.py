@@ -30,8 +30,7 @@ def lab_tui(tmp_path):
 
 def test_at_80x24_columns_scroll_keys_work_and_export_writes(lab_tui, tmp_path):
     term = lab_tui(80, 24)
-    term.wait_for("? Help")
-    screen = term.wait_for("1 kafka")
+    screen = term.wait_for("? Help", "1 kafka", "REPLAY")
     assert "2 rabbitmq" in screen and "3 redis" not in screen  # two columns fit
     assert "◀ 1-2 of 4 ▶" in screen and "REPLAY" in screen
     footer = screen.rstrip("\n").splitlines()[-1]
@@ -64,8 +63,7 @@ def test_at_80x24_columns_scroll_keys_work_and_export_writes(lab_tui, tmp_path):
 
 def test_at_200x50_all_four_brokers_side_by_side(lab_tui):
     term = lab_tui(200, 50)
-    term.wait_for("space Freeze")
-    screen = term.wait_for("4 postgres")
+    screen = term.wait_for("space Freeze", "4 postgres")
     [titles] = [line for line in screen.splitlines() if "1 kafka" in line]
     for name in ("2 rabbitmq", "3 redis", "4 postgres"):
         assert name in titles, titles

@@ -353,6 +353,9 @@ def _summary(c: dict) -> dict:
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
+    # `up` starts every broker at once, each thread on its own connection: with the default
+    # backlog of 5 a Unix socket refuses the rest with EAGAIN. dockerd listens with more.
+    request_queue_size = 128
 
     def __init__(self, path: str, handler: type[BaseHTTPRequestHandler]) -> None:
         super().__init__(path, handler)
