@@ -200,6 +200,16 @@ def _rate(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}"
 
 
+def _receives(s: dict) -> str:
+    """Receive calls per delivered message, and how many came back empty: the cost of
+    polling, which long polling keeps near one call per batch."""
+    calls = s.get("receive_calls")
+    if calls is None:  # results from before the lab counted them
+        return "-"
+    per = f"{calls / s['delivered']:,.2f}" if s["delivered"] else "-"
+    return f"{calls:,} ({per} per msg, {s.get('empty_receives', 0):,} empty)"
+
+
 # The rows of a run's comparison, in the order people read them; each formats one
 # broker's summary. `lab run`'s summary table and the Markdown export both use them.
 SUMMARY_ROWS: list[tuple[str, Callable[[dict], str]]] = [
@@ -208,6 +218,7 @@ SUMMARY_ROWS: list[tuple[str, Callable[[dict], str]]] = [
     ("publish p50 / p99 / max (ms)", lambda s: _pair(s["publish_latency_ms"])),
     ("end-to-end p50 / p99 / max (ms)", lambda s: _pair(s["e2e_latency_ms"])),
     ("max lag", lambda s: f"{s['max_lag']:,}"),
+    ("receive calls", _receives),
     ("produced", lambda s: f"{s['produced']:,}"),
     ("acked", lambda s: f"{s['acked']:,}"),
     ("delivered", lambda s: f"{s['delivered']:,}"),

@@ -69,6 +69,9 @@ SUMMARY = obj(
         "unacked_delivered": COUNT,
         "max_backlog": COUNT,
         "poison_acked": COUNT,
+        "sent": COUNT,
+        "receive_calls": COUNT,
+        "empty_receives": COUNT,
         "stream": STREAM | MAYBE,
     },
 )
@@ -106,10 +109,14 @@ RECIPE = obj(
         "name": TEXT,
         "duration": NUMBER,
         "durability": TEXT,
-        "rate": obj({"profile": TEXT, "rate": NUMBER}),
+        "rate": obj({"profile": TEXT, "rate": NUMBER}, {"curve": {"type": "array"}}),
         "message": obj({"size": COUNT}),
     },
-    {"warmup": NUMBER},
+    {
+        "warmup": NUMBER,
+        # The report predicts a backlog from these (lab/capacity/predict.py).
+        "consumers": obj({}, {"count": COUNT, "processing_time": NUMBER}),
+    },
 )
 RUN = obj(
     {

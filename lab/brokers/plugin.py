@@ -75,6 +75,13 @@ class BrokerPlugin:
     # A local server that speaks a cloud service's API stands in for it: which service.
     # Results and the TUI say so: its behaviour is the service's, its speed is not.
     emulates: ClassVar[str | None] = None
+    # What fire-and-forget is on this broker: its nearest send without an acknowledgement.
+    fire_and_forget: ClassVar[str] = "the client's send, its answer ignored"
+    # What [consumers] poll = "long" and "short" are on this broker, for the results.
+    polling: ClassVar[Mapping[str, str]] = {
+        "long": "a receive that waits on the server for the first message",
+        "short": "a receive that does not wait",
+    }
 
     @property
     def client_port(self) -> str:

@@ -64,6 +64,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         from pathlib import Path
 
         from lab.cli.run import run as run_headless
+        from lab.recipes.parse import recipe_setting
 
         overrides: dict = {}
         if args.duration is not None:
@@ -72,6 +73,9 @@ def run(argv: Sequence[str] | None = None) -> int:
             overrides["rate.rate"] = ("--rate", args.rate)
         if args.no_proxy:
             overrides["chaos_proxy"] = ("--no-proxy", False)
+        for text in args.set:
+            dotted, value = recipe_setting(text)
+            overrides[dotted] = (f"--set {dotted}", value)
         brokers = []
         if args.brokers is not None:
             brokers = [b.strip() for b in args.brokers.split(",") if b.strip()]

@@ -91,6 +91,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=("parallel", "sequential"), default="parallel")
     p.add_argument("--duration", help="override the recipe's duration (e.g. 30s)")
     p.add_argument("--rate", type=float, help="override the recipe's rate (msgs/s)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override any recipe field (repeatable), e.g. consumers.poll=long or "
+        'pattern=pub-sub; VALUE is read as TOML (30, "30s", true) or else as text',
+    )
     p.add_argument("--out", default="results", help="directory for results (default: results)")
     p.add_argument(
         "--fault",

@@ -44,6 +44,8 @@ class Totals:
     poison_acked: int = 0
     foreign: int = 0
     errors: int = 0
+    receive_calls: int = 0
+    empty_receives: int = 0
 
 
 @dataclass
@@ -245,6 +247,8 @@ class BrokerRun:
             self.positions.add(r.positions)
         t.foreign += r.foreign
         t.errors += r.errors
+        t.receive_calls += r.receive_calls
+        t.empty_receives += r.empty_receives
         if r.error_text:
             self.last_error = r.error_text
         if r.acked_seqs or r.sent:
@@ -367,10 +371,13 @@ class BrokerRun:
         if self.phase is Phase.FAILED:
             problems.append("the broker's part of the run failed; see events")
         engine_counts = {
+            "sent": self.totals.sent,  # fire-and-forget's ledger counts from these
             "failed": self.totals.failed,
             "errors": self.totals.errors,
             "poison_acked": self.totals.poison_acked,
             "max_backlog": self.max_backlog,
+            "receive_calls": self.totals.receive_calls,
+            "empty_receives": self.totals.empty_receives,
         }
         per_second = self.per_second()
         # The histograms themselves, so the summary can record their percentile ladder.
@@ -384,7 +391,7 @@ class BrokerRun:
             broker=self.broker,
             version=version,
             client=self.adapter.client_version(),
-            settings=self.adapter.settings(),
+            settings=self.settings(),
             summary=broker_summary,
             series=series,
             per_second=per_second,
@@ -393,6 +400,22 @@ class BrokerRun:
             settings_read=list(self.settings_read),
         )
 
+    def settings(self) -> dict[str, str]:
+        """The adapter's settings, with what the recipe's pattern and polling were here."""
+        plugin = registry.get(self.broker)
+        out = {**self.adapter.settings(), "poll": self.polling()}
+        if self.recipe.forget:
+            out["pattern"] = f"fire-and-forget: {plugin.fire_and_forget}"
+        return out
+
+    def polling(self) -> str:
+        """How this broker's consumers asked for messages, in words."""
+        consumers = self.recipe.consumers
+        how = registry.get(self.broker).polling[consumers.poll]
+        if consumers.poll == "short":
+            return f"short, every {consumers.poll_interval:g}s: {how}"
+        return f"long: {how}"
+
     def ran(self) -> float:
         """Seconds of the schedule the producers ran: to the end, or to a stop."""
         return self.produced_for or self.elapsed()
@@ -400,6 +423,11 @@ class BrokerRun:
     def loss_problem(self, lost: int) -> str:
         """Lost acknowledged messages, said aloud: whether the durability setting predicted
         it, or the broker broke its promise (said louder)."""
+        if self.recipe.forget:
+            return (
+                f"{lost:,} sent messages lost, as fire-and-forget expects: nobody waited "
+                "for the broker to take them"
+            )
         expected = self.adapter.losses_expected()
         if expected:
             return f"{lost:,} acknowledged messages lost, as durability {expected}"

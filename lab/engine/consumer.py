@@ -15,6 +15,11 @@ from lab.engine.reporting import Reporter, WorkerSpec, backoff, commands, count,
 from lab.metrics import record_us
 from lab.stream.stage import StreamStage
 
+# The longest a long-polling receive waits for its first message. Longer waits cost fewer
+# empty receives on an idle queue (SQS allows 20 s); a command (stop, crash) may wait for
+# it, so it stays short.
+LONG_POLL_WAIT = 1.0
+
 
 class ConsumerWorker:
     """Receives, "processes" (sleeps the recipe's processing time), reports, then acks."""
@@ -43,6 +48,11 @@ class ConsumerWorker:
         self.batch_max = recipe.consumers.prefetch
         if self.processing > 0:
             self.batch_max = max(1, min(self.batch_max, int(0.1 / self.processing)))
+        # Short polling: one receive that does not wait, every poll_interval; a full batch
+        # is followed by the next receive at once, as a polling job drains a backlog.
+        self.short_poll = recipe.consumers.poll == "short"
+        self.poll_interval = recipe.consumers.poll_interval
+        self.next_poll = 0.0
 
     def run(self) -> None:
         client, failures = None, 0
@@ -55,7 +65,7 @@ class ConsumerWorker:
                 if self.assign_now:
                     client.assign(list(self.partitions))
                     self.assign_now = False
-                deliveries = client.receive(self.batch_max, 0.1)
+                deliveries = self._receive(client)
                 if deliveries:
                     self._process(deliveries, client)
             except (BrokerError, OSError) as exc:
@@ -68,6 +78,24 @@ class ConsumerWorker:
         if self.stage:
             self.stage.close(self.t0_ns)
         self.reporter.send("final")
+
+    def _receive(self, client: ConsumerClient) -> list[Delivery] | None:
+        """One receive call, counted; None: a short poll is not due yet."""
+        if self.short_poll:
+            now = time.monotonic()
+            if now < self.next_poll:
+                # Short naps, so commands and reports are not held up behind a long interval.
+                time.sleep(min(self.next_poll - now, 0.1))
+                return None
+            deliveries = client.receive(self.batch_max, 0.0)
+            full = len(deliveries) >= self.batch_max
+            self.next_poll = now if full else now + self.poll_interval
+        else:
+            deliveries = client.receive(self.batch_max, LONG_POLL_WAIT)
+        r = self.reporter.report
+        r.receive_calls += 1
+        r.empty_receives += not deliveries
+        return deliveries
 
     def _obey(self) -> bool:
         for cmd in commands(self.control):

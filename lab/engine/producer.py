@@ -50,6 +50,9 @@ class ProducerWorker:
             retention.max_age or retention.max_messages or retention.max_bytes
         )
         self.positions = array("q")
+        # Fire-and-forget: a message counts as acked when it is handed to the client;
+        # whatever the client hears back is ignored (lab/recipes/model.py, Recipe.forget).
+        self.forget = recipe.forget
         self.ack_times = AckTimes.for_run(spec.run, self.reporter.post)  # [stream] windows
 
     def run(self) -> None:
@@ -73,7 +76,7 @@ class ProducerWorker:
             self.reporter.maybe_send(time.monotonic())
         if client is not None:
             try:
-                self._record(client.flush(10.0))
+                self._heard(client.flush(10.0))
             except (BrokerError, OSError) as exc:
                 self.reporter.error(exc)
             drop(client)
@@ -126,10 +129,18 @@ class ProducerWorker:
         now_ns = time.monotonic_ns()
         due = self.pacer.due(now_ns, SEND_BATCH)
         if due:
-            client.send(self._batch(due))
+            batch = self._batch(due)
+            client.send(batch)
+            if self.forget:
+                self._record([Ack(m.seq, m.intended_ns, True) for m in batch])
         # A full batch means the schedule is behind: send again at once.
         wait = 0.0 if len(due) == SEND_BATCH else min(self.pacer.wait_s(now_ns), 0.05)
-        self._record(client.poll(wait))
+        self._heard(client.poll(wait))
+
+    def _heard(self, acks: list[Ack]) -> None:
+        """What the broker acknowledged; a fire-and-forget producer does not listen."""
+        if not self.forget:
+            self._record(acks)
 
     def _batch(self, due: list[int]) -> list[Outgoing]:
         batch, me, r = [], self.spec.index, self.reporter.report

@@ -43,6 +43,8 @@ class Report:
     processed_by_second: dict[int, int] = field(default_factory=dict)
     publish_hist: bytes = b""
     received: int = 0
+    receive_calls: int = 0  # what polling costs: calls per delivered message
+    empty_receives: int = 0
     processed: int = 0
     processed_bytes: int = 0
     rejected: int = 0

@@ -11,11 +11,12 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-PATTERNS = ("work-queue",)
-PLANNED_PATTERNS = ("pub-sub", "request-reply", "fire-and-forget")
+PATTERNS = ("work-queue", "fire-and-forget")
+PLANNED_PATTERNS = ("pub-sub", "request-reply")
 PROFILES = ("steady", "ramp", "spike", "curve")
 SIZE_DISTRIBUTIONS = ("fixed", "uniform")
 DURABILITY = ("fast", "safe")
+POLLING = ("long", "short")
 WINDOW_KINDS = ("", "tumbling", "hopping")
 TRIGGER_ACTIONS = ("", "alert", "command")
 STATISTICS = ("count", "sum")
@@ -72,6 +73,11 @@ class Consumers:
     processing_time: float = _f(0.0, min=0, max=60, unit="s")
     # Messages a consumer may hold unacknowledged (RabbitMQ prefetch, batch size elsewhere).
     prefetch: int = _f(100, min=1, max=100_000)
+    # long: the broker holds a receive until a message is there (SQS WaitTimeSeconds, Redis
+    # BLOCK, LISTEN/NOTIFY, Kafka's fetch wait, a push consumer). short: ask without
+    # waiting, once every poll_interval, the way a database is polled as a queue.
+    poll: str = _f("long", choices=POLLING)
+    poll_interval: float = _f(1.0, min=0.001, max=3600, unit="s")
 
 
 @dataclass(frozen=True)
@@ -186,6 +192,12 @@ class Recipe:
         out = {k: _plain(v) for k, v in data.items()}
         out.update({name: _plain(section) for name, section in options.items()})
         return out
+
+    @property
+    def forget(self) -> bool:
+        """Fire-and-forget: producers wait for no acknowledgement, so the ledger counts
+        from what was sent, and losses are the pattern's, not a broken promise."""
+        return self.pattern == "fire-and-forget"
 
     @property
     def mean_size(self) -> float:

@@ -57,6 +57,19 @@ def find(name_or_path: str) -> Path:
     raise LabError(f"no recipe '{name_or_path}': give a path or one of {', '.join(names)}")
 
 
+def recipe_setting(text: str) -> tuple[str, Any]:
+    """`FIELD=VALUE` from the command line: the field's dotted name and its value, read as
+    a TOML value where it is one (3, 0.5, true, [1, 2]) and as text otherwise (long, 30s)."""
+    dotted, sep, raw = text.partition("=")
+    dotted = dotted.strip()
+    if not sep or not dotted:
+        raise LabError(f"--set {text!r}: give FIELD=VALUE, e.g. consumers.poll=short")
+    try:
+        return dotted, tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        return dotted, raw.strip()
+
+
 def load(name_or_path: str, overrides: Overrides | None = None) -> Recipe:
     """Read a recipe. `overrides` replace fields and get the same checks as the file, but
     a bad one is blamed on where it came from ("--duration: ..."), not on the file."""

@@ -24,6 +24,17 @@ class KafkaPlugin(BrokerPlugin):
     name = "kafka"
     display = "Kafka"
     order = 10
+    fire_and_forget = "acks=0: the producer does not wait for the broker at all"
+    polling = {
+        "long": (
+            "the consumer's fetches wait on the broker (fetch.wait.max.ms=500, librdkafka fetches"
+            " in the background)"
+        ),
+        "short": (
+            "the application asks its client once per interval; the client still fetches in the "
+            "background, so only latency grows"
+        ),
+    }
     ports = {"kafka": 92, "kafka-controller": 93, "kafka-proxied": 94}
     # A listener that advertises the chaos proxy's port: metadata sends every client
     # connection back through the proxy.

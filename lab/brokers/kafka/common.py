@@ -54,7 +54,10 @@ def reason(e: Exception) -> str:
 
 
 def durability(recipe: Recipe) -> tuple[str, bool]:
-    """(acks, idempotence) of the recipe's durability profile."""
+    """(acks, idempotence) of the recipe's durability profile; fire-and-forget: acks=0,
+    the broker answers nothing (and idempotence needs acks=all)."""
+    if recipe.forget:
+        return ("0", False)
     return ("all", True) if recipe.durability == "safe" else ("1", False)
 
 

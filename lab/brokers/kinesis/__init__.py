@@ -29,6 +29,14 @@ class KinesisPlugin(BrokerPlugin):
     name = "kinesis"
     display = "Kinesis"
     order = 70
+    fire_and_forget = "PutRecords, its answer ignored: the Kinesis API has no one-way send"
+    polling = {
+        "long": (
+            "GetRecords per shard at the client's own read cadence (Kinesis has no server-side "
+            "wait; SubscribeToShard is not in kinesalite)"
+        ),
+        "short": "GetRecords per shard once per interval",
+    }
     ports = {"kinesis": 567}
     # A service's https endpoint cannot be reached through a local TCP proxy: its
     # certificate names the service's host, not 127.0.0.1.

@@ -23,6 +23,13 @@ class PostgresPlugin(BrokerPlugin):
     name = "postgres"
     display = "PostgreSQL"
     order = 40
+    fire_and_forget = (
+        "asynchronous commit (synchronous_commit = off); the commit's answer is not waited for"
+    )
+    polling = {
+        "long": "a claim that waits for NOTIFY when it finds nothing (LISTEN/NOTIFY)",
+        "short": "the claim query once per interval, no LISTEN: the database polled as a queue",
+    }
     ports = {"postgres": 432}
     schemes = ("postgresql", "postgres")
     default_port = 5432

@@ -65,7 +65,9 @@ class PostgresAdapter(BrokerAdapter):
     def sync_commit(self) -> str:
         # "fast": commits return before the WAL is flushed; a crash can lose the last
         # fraction of a second of acknowledged messages, but never corrupts the table.
-        return "on" if self.spec.recipe.durability == "safe" else "off"
+        # Fire-and-forget: asynchronous commit, the nearest a database comes to not waiting.
+        recipe = self.spec.recipe
+        return "on" if recipe.durability == "safe" and not recipe.forget else "off"
 
     def _execute(
         self, query: sql.Composable, params: tuple | dict = (), binary: bool = False

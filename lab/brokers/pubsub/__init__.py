@@ -32,6 +32,11 @@ class PubsubPlugin(BrokerPlugin):
     name = "pubsub"
     display = "Pub/Sub"
     order = 60
+    fire_and_forget = "publish without waiting for the message ids the server returns"
+    polling = {
+        "long": "Pull that waits on the server for messages (or the streaming pull, [pubsub] pull)",
+        "short": "Pull with the shortest deadline (returnImmediately is deprecated)",
+    }
     ports = {"pubsub": 85}
     schemes = ("pubsub",)
     # Google's service; an emulator has no standard port (gcloud's default is 8085), so

@@ -24,6 +24,13 @@ class RabbitMQPlugin(BrokerPlugin):
     name = "rabbitmq"
     display = "RabbitMQ"
     order = 20
+    fire_and_forget = "transient messages (delivery mode 1) without publisher confirms"
+    polling = {
+        "long": (
+            "a push consumer (basic.consume): the broker sends as messages arrive, up to prefetch"
+        ),
+        "short": "basic.get, one round trip per message, until the queue answers get-empty",
+    }
     ports = {"rabbitmq": 672, "rabbitmq-dist": 673, "rabbitmq-epmd": 369}
     schemes = ("amqp",)
     default_port = 5672

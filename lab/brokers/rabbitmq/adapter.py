@@ -30,7 +30,9 @@ class RabbitMQAdapter(BrokerAdapter):
         self._admin: Session | None = None
         options = self.spec.options
         self._quorum = options.queue_type == "quorum"
-        self._persistent = self.spec.recipe.durability == "safe"
+        recipe = self.spec.recipe
+        # Fire-and-forget: transient messages, no publisher confirms.
+        self._persistent = recipe.durability == "safe" and not recipe.forget
         # Only a run with a retention limit has a `.dropped` queue to drain.
         self._drain = (
             rdlq.DropDrain(spec, self._connect) if rdlq.has_retention(spec.recipe) else None
@@ -143,14 +145,19 @@ class RabbitMQAdapter(BrokerAdapter):
         }
 
     def producer(self, producer_id: int) -> ProducerClient:
-        window = self.spec.options.confirm_window
+        window = 0 if self.spec.recipe.forget else self.spec.options.confirm_window
         return RabbitMQProducer(self.spec.queue, self.spec.endpoint, self._persistent, window)
 
     def consumer(self, consumer_id: int) -> ConsumerClient:
         spec = self.spec
         prefetch = spec.recipe.consumers.prefetch
         return RabbitMQConsumer(
-            spec.queue, spec.dead_letter_queue, spec.endpoint, prefetch, self._quorum
+            spec.queue,
+            spec.dead_letter_queue,
+            spec.endpoint,
+            prefetch,
+            self._quorum,
+            short_poll=spec.recipe.consumers.poll == "short",
         )
 
     def losses_expected(self) -> str | None:

@@ -23,6 +23,8 @@ from lab.endpoints import Endpoint
 
 
 class RabbitMQProducer(ProducerClient):
+    """window 0: no publisher confirms (fire-and-forget); nothing is ever acked."""
+
     def __init__(self, queue: str, ep: Endpoint, persistent: bool, window: int) -> None:
         self._queue = queue
         self._window = window
@@ -39,7 +41,10 @@ class RabbitMQProducer(ProducerClient):
             # mandatory + return: a message no queue took (queue deleted mid-run) is a
             # failure, not a confirmed success.
             self._channel.add_on_return_callback(self._on_return)
-            self._session.call(CONNECT_TIMEOUT, self._channel.confirm_delivery, self._on_confirm)
+            if window:
+                self._session.call(
+                    CONNECT_TIMEOUT, self._channel.confirm_delivery, self._on_confirm
+                )
         except BaseException:
             self._session.close()
             raise
@@ -79,16 +84,18 @@ class RabbitMQProducer(ProducerClient):
     def send(self, batch: list[Outgoing]) -> None:
         session, inflight = self._session, self._inflight
         publish, queue, props = self._channel.basic_publish, self._queue, self._props
+        confirming = self._window > 0
         for msg in batch:
-            if len(inflight) >= self._window:
+            if confirming and len(inflight) >= self._window:
                 session.coalesce_output()
                 session.pump(None, self._has_room)  # backpressure; heartbeats end a dead wait
             try:
-                publish("", queue, msg.payload, props, True)
+                publish("", queue, msg.payload, props, confirming)
             except AMQPError as exc:
                 raise BrokerError(session.error or f"publish failed: {exc!r}") from exc
-            inflight[self._next_tag] = msg
-            self._next_tag += 1
+            if confirming:
+                inflight[self._next_tag] = msg
+                self._next_tag += 1
         session.coalesce_output()
         session.pump(0)  # put the batch on the wire now, not at the next poll
 
@@ -118,9 +125,19 @@ class RabbitMQConsumer(ConsumerClient):
     is confirmed (rdlq.Publisher: a second connection)."""
 
     def __init__(
-        self, queue: str, dlq: str, ep: Endpoint, prefetch: int, broker_counts: bool
+        self,
+        queue: str,
+        dlq: str,
+        ep: Endpoint,
+        prefetch: int,
+        broker_counts: bool,
+        short_poll: bool = False,
     ) -> None:
         self._queue = queue
+        # Short polling is basic.get: the broker pushes nothing; each message is asked for.
+        self._short_poll = short_poll
+        self._got_answer = False
+        self._got_empty = False
         self._dlq = dlq
         self._broker_counts = broker_counts
         self._publisher = rdlq.Publisher(lambda: Session(ep))  # connects on first use
@@ -132,7 +149,10 @@ class RabbitMQConsumer(ConsumerClient):
         try:
             self._session.call(CONNECT_TIMEOUT, channel.basic_qos, prefetch_count=prefetch)
             channel.add_on_cancel_callback(self._on_cancel)
-            self._session.call(CONNECT_TIMEOUT, channel.basic_consume, queue, self._on_message)
+            if short_poll:
+                channel.add_callback(self._on_get_empty, [amqp.Basic.GetEmpty], one_shot=False)
+            else:
+                self._session.call(CONNECT_TIMEOUT, channel.basic_consume, queue, self._on_message)
         except BaseException:
             self._session.close()
             raise
@@ -157,7 +177,34 @@ class RabbitMQConsumer(ConsumerClient):
     def _has_buffered(self) -> bool:
         return bool(self._buffer)
 
+    def _on_get(self, *message: object) -> None:
+        self._got_answer = True
+        self._on_message(*message)
+
+    def _on_get_empty(self, _frame: frame.Method) -> None:
+        self._got_answer = self._got_empty = True
+
+    def _answered(self) -> bool:
+        return self._got_answer
+
+    def _get(self, max_messages: int) -> list[Delivery]:
+        """basic.get until `max_messages` or the queue is empty: a round trip each."""
+        self._got_empty = False
+        while len(self._buffer) < max_messages and not self._got_empty:
+            self._got_answer = False
+            try:
+                self._channel.basic_get(self._queue, self._on_get)
+            except AMQPError as exc:
+                raise BrokerError(self._session.error or f"rabbitmq basic.get: {exc!r}") from exc
+            self._session.pump(CONNECT_TIMEOUT, self._answered)
+            if not self._got_answer:
+                raise BrokerError(f"rabbitmq: no answer to basic.get in {CONNECT_TIMEOUT:g}s")
+        buffer = self._buffer
+        return [buffer.popleft() for _ in range(min(max_messages, len(buffer)))]
+
     def receive(self, max_messages: int, timeout: float) -> list[Delivery]:
+        if self._short_poll:
+            return self._get(max_messages)
         buffer = self._buffer
         self._session.pump(timeout, self._has_buffered)
         return [buffer.popleft() for _ in range(min(max_messages, len(buffer)))]

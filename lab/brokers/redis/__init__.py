@@ -21,6 +21,11 @@ class RedisPlugin(BrokerPlugin):
     name = "redis"
     display = "Redis Streams"
     order = 30
+    fire_and_forget = "XADD on a connection with CLIENT REPLY OFF: Redis answers nothing"
+    polling = {
+        "long": "XREADGROUP ... BLOCK 100",
+        "short": "XREADGROUP without BLOCK",
+    }
     ports = {"redis": 379}
     schemes = ("redis",)
     default_port = 6379

@@ -225,7 +225,8 @@ class RedisAdapter(BrokerAdapter):
         return f"redis-py {redis.__version__}"
 
     def producer(self, producer_id: int) -> ProducerClient:
-        return RedisProducer(
+        kind = RepliesOffProducer if self.spec.recipe.forget else RedisProducer
+        return kind(
             _client(self.spec.endpoint),
             self.spec.queue,
             self._trim(),
@@ -290,6 +291,35 @@ class RedisProducer(ProducerClient):
         self.client.close()
 
 
+class RepliesOffProducer(RedisProducer):
+    """Fire-and-forget: CLIENT REPLY OFF on its own connection, then XADDs written to the
+    socket and never answered. Nothing is acked; an XADD Redis refused is never known."""
+
+    def __init__(self, client: redis.Redis, stream: str, trim: dict, max_age: float) -> None:
+        super().__init__(client, stream, trim, max_age)
+        try:
+            self.conn = client.connection_pool.get_connection()
+            self.conn.send_command("CLIENT", "REPLY", "OFF")
+        except redis.RedisError as exc:
+            raise BrokerError(f"redis: cannot connect: {exc}") from exc
+
+    def send(self, batch: list[Outgoing]) -> None:
+        args: list = []
+        if self.trim:
+            args = ["MAXLEN", self.trim["maxlen"]]
+        elif self.max_age_ms:
+            args = ["MINID", int(time.time() * 1000) - self.max_age_ms]
+        commands = [("XADD", self.stream, *args, "*", FIELD, msg.payload) for msg in batch]
+        try:
+            self.conn.send_packed_command(self.conn.pack_commands(commands))
+        except (redis.RedisError, OSError) as exc:
+            raise BrokerError(f"redis: XADD failed: {exc}") from exc
+
+    def close(self) -> None:
+        self.conn.disconnect()
+        super().close()
+
+
 class RedisConsumer(ConsumerClient):
     def __init__(self, client: redis.Redis, spec: RunSpec, name: str, claim_idle_ms: int) -> None:
         self.client = client
@@ -312,7 +342,7 @@ class RedisConsumer(ConsumerClient):
                 self.name,
                 {self.stream: ">"},
                 count=max_messages,
-                block=max(1, int(timeout * 1000)),
+                block=int(timeout * 1000) or None,  # None: short polling, no wait
             )
         except redis.ResponseError as exc:
             if "NOGROUP" in str(exc):

@@ -28,6 +28,11 @@ class SqsPlugin(BrokerPlugin):
     name = "sqs"
     display = "SQS"
     order = 50
+    fire_and_forget = "SendMessageBatch, its answer ignored: the SQS API has no one-way send"
+    polling = {
+        "long": "ReceiveMessage with WaitTimeSeconds (long polling)",
+        "short": "ReceiveMessage with WaitTimeSeconds=0 (short polling)",
+    }
     ports = {"sqs": 324}
     # A real service's https endpoint cannot be reached through a local TCP proxy: the
     # certificate names the service's host, not 127.0.0.1.
