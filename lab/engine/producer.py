@@ -123,12 +123,12 @@ class ProducerWorker:
         return True
 
     def _step(self, client: ProducerClient) -> None:
-        now_ns = time.monotonic_ns()
-        due = self.pacer.due(now_ns, SEND_BATCH)
+        woke_ns = time.monotonic_ns()
+        due = self.pacer.due(woke_ns, SEND_BATCH)
         if due:
             client.send(self._batch(due))
         # A full batch means the schedule is behind: send again at once.
-        wait = 0.0 if len(due) == SEND_BATCH else min(self.pacer.wait_s(now_ns), 0.05)
+        wait = 0.0 if len(due) == SEND_BATCH else self.pacer.pause_s(woke_ns, time.monotonic_ns())
         self._record(client.poll(wait))
 
     def _batch(self, due: list[int]) -> list[Outgoing]:

@@ -95,7 +95,8 @@ class ConfluentProducer(ProducerClient):
         return acks
 
     def poll(self, timeout: float) -> list[Ack]:
-        self._producer.poll(timeout)
+        # librdkafka waits in whole milliseconds: below 1 ms a wait would become no wait.
+        self._producer.poll(max(timeout, 0.001) if timeout > 0 else 0)
         return self._take()
 
     def flush(self, timeout: float) -> list[Ack]:
