@@ -34,6 +34,7 @@ from lab.brokers.kafka import dlq as kafka_dlq
 from lab.brokers.kafka.common import (
     ADMIN_TIMEOUT,
     CLIENT_LOG,
+    COMMIT_INTERVAL,
     DELIVERY_TIMEOUT_MS,
     FINAL_PROBE_TIMEOUT,
     FLUSH_NOTE,
@@ -278,7 +279,8 @@ class KafkaAdapter(BrokerAdapter):
             "flush": FLUSH_NOTE,
             "replication_factor": "1",
             "partitions": str(self.spec.recipe.partitions),
-            "commit": "after processing, per ack (async; sync on rebalance and close)",
+            "commit": f"after processing, every {COMMIT_INTERVAL * 1000:g} ms at most "
+            "(async; sync on rebalance and close)",
             "auto_offset_reset": "earliest (also past records that retention deleted)",
             "session_timeout": f"{SESSION_TIMEOUT_MS // 1000} s",
             **kafka_dlq.settings(self.spec),

@@ -162,6 +162,8 @@ class ConfluentConsumer(kafka_dlq.RetryingConsumer):
     def receive(self, max_messages: int, timeout: float) -> list[Delivery]:
         consume, delivered = self._consumer.consume, self._offsets.delivered
         deadline = time.monotonic() + timeout
+        # Acks that came last before an idle spell are committed here, one interval late.
+        self._commit(self._offsets.due(deadline - timeout), wait=False)
         out: list[Delivery] = []
         try:
             while True:
@@ -195,7 +197,8 @@ class ConfluentConsumer(kafka_dlq.RetryingConsumer):
             raise BrokerError(f"kafka consume: {reason(e)}") from e
 
     def ack(self, deliveries: list[Delivery]) -> None:
-        self._commit(self._offsets.acked(deliveries), wait=False)
+        self._offsets.acked(deliveries)
+        self._commit(self._offsets.due(time.monotonic()), wait=False)
 
     def _owns(self, delivery: Delivery) -> bool:
         return self._offsets.owns(delivery)
