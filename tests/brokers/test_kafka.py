@@ -6,6 +6,7 @@ doing the work; the Kafka-specific tests run with both clients.
 """
 
 import inspect
+import logging
 import time
 
 import pytest
@@ -16,7 +17,7 @@ from lab.brokers import adapter_for
 from lab.brokers.contract import DeadLetterInfo, Delivery, RunSpec
 from lab.brokers.kafka import dlq as kafka_dlq
 from lab.brokers.kafka.adapter import KafkaAdapter
-from lab.brokers.kafka.common import COMMIT_INTERVAL, OffsetTracker
+from lab.brokers.kafka.common import CLIENT_LOG, COMMIT_INTERVAL, OffsetTracker
 from lab.endpoints import Endpoint
 from lab.recipes import parse
 from tests.brokers import test_contract as contract
@@ -249,6 +250,17 @@ def test_clients_stay_quiet_and_teardown_deletes_the_topic(single, capfd):
     admin = AdminClient({"bootstrap.servers": f"{ep.host}:{ep.port}"})
     assert single.spec.queue not in admin.list_topics(timeout=10).topics
     assert capfd.readouterr().err == ""
+
+
+@pytest.mark.brokers
+def test_read_settings_keeps_its_admin_client_until_the_answer(single, caplog):
+    """A client dropped while its request is out logs "Handle is terminating" and fails
+    the future: read_settings holds it until the broker has answered."""
+    with caplog.at_level(logging.DEBUG, logger=CLIENT_LOG.name):
+        for _ in range(3):
+            assert single.read_settings()["min.insync.replicas"] == "1"
+    said = [r.getMessage() for r in caplog.records]
+    assert not [m for m in said if "terminating" in m.lower()], said
 
 
 @pytest.mark.parametrize(

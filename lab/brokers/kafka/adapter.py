@@ -292,11 +292,16 @@ class KafkaAdapter(BrokerAdapter):
         the producers, which the settings say)."""
         resource = ConfigResource(ConfigResource.Type.TOPIC, self.spec.queue)
         names = ("min.insync.replicas", "unclean.leader.election.enable", "flush.messages")
+        # The client is held until the answer is in: one dropped while its request is
+        # out is destroyed under it ("Handle is terminating") and the future fails.
+        admin = self._admin()
         try:
-            [future] = self._admin().describe_configs([resource]).values()
+            [future] = admin.describe_configs([resource]).values()
             configs = future.result(timeout=ADMIN_TIMEOUT)
         except KafkaException as e:
             raise BrokerError(f"Kafka describe configs: {reason(e)}") from e
+        finally:
+            del admin
         return {name: configs[name].value for name in names if name in configs}
 
     def losses_expected(self) -> str | None:
