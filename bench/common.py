@@ -108,10 +108,17 @@ class CpuMeter:
 
 
 def group_of(proc: psutil.Process, roles: dict[int, str]) -> str:
+    """A process's group. Brokers are told by the runtime's mark on the process it
+    spawned (a direct child of this one): PostgreSQL backends overwrite their own
+    environment with their process titles, so their mark cannot be read."""
     if proc.pid in roles:
         return roles[proc.pid]
+    me = psutil.Process().pid
     try:
-        broker = proc.environ().get(MARK_BROKER)
+        top = proc
+        while top.ppid() not in (me, 0, 1):
+            top = psutil.Process(top.ppid())
+        broker = top.environ().get(MARK_BROKER)
     except psutil.Error:
         broker = None
     return broker or "engine"

@@ -23,10 +23,11 @@ import argparse
 import itertools
 import statistics
 import time
+from pathlib import Path
 
 import psutil
 
-from bench import native_tools
+from bench import native_tools, profiling
 from bench.common import CpuMeter, cpu_seconds, default_port_base, isolated_runtime
 from lab.engine.session import Session
 from lab.recipes import parse
@@ -42,6 +43,7 @@ def trial(
     size: int,
     seconds: float,
     client: str = "confluent",
+    profile: Path | None = None,
 ) -> dict:
     recipe = parse(
         {
@@ -60,16 +62,26 @@ def trial(
     )
     session = Session(runtime, stop_started_brokers=False)
     session.start(recipe, [broker], "sequential")
-    cpu, lags = CpuMeter(), []
+    cpu, lags, spies = CpuMeter(), [], []
+    spy_seconds = max(1, int(seconds) - 4)
     for snap in session.snapshots():
         b = snap.broker(broker)
         if b.phase == "running":
             # Workers live only during the run: their CPU is read while they do.
-            cpu.sample(worker_roles(session))
+            roles = worker_roles(session)
+            cpu.sample(roles)
             if b.lag is not None:
                 lags.append(b.lag)
+            if profile and not spies:
+                spies = _spy(profile, f"{broker}-{client}-{size}-{rate:.0f}", roles, spy_seconds)
     result = session.wait()
     session.close()
+    costs = {}
+    for role, out, proc in spies:
+        proc.wait()
+        costs[role] = profiling.summary(out, rate * spy_seconds) if out.exists() else {}
+        process_us = cpu.percent([role]) / 100 * 1e6 / rate
+        print("   ", profiling.describe(role, costs[role], process_us), flush=True)
     s = result.brokers[broker].summary
     ok = (
         s["produce_rate"] >= SUSTAINED * rate
@@ -95,9 +107,21 @@ def trial(
         "consumer_cpu": cpu.percent(["consumer"]),
         "engine_cpu": cpu.percent(["engine"]),
         "broker_cpu": cpu.percent([broker]),
+        "profile": costs,
         "settings": result.brokers[broker].settings,
         "client": result.brokers[broker].client,
     }
+
+
+def _spy(where: Path, name: str, roles: dict[int, str], seconds: int) -> list:
+    where.mkdir(parents=True, exist_ok=True)
+    spies = []
+    for pid, role in sorted(roles.items(), key=lambda r: r[1]):
+        out = where / f"{name}-{role}-{pid}.txt"
+        proc = profiling.start(pid, seconds, out)
+        if proc is not None:
+            spies.append((role, out, proc))
+    return spies
 
 
 def worker_roles(session: Session) -> dict[int, str]:
@@ -232,6 +256,9 @@ def main() -> None:
         help="also one trial at each of these rates, e.g. 1000,10000,50%% (a share of the "
         "sustained maximum from the ladder or --at); only absolute rates: no maximum",
     )
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy the workers of the --fixed trials into DIR"
+    )
     parser.add_argument("--no-native", action="store_true", help="skip the native tools")
     parser.add_argument("--port-base", type=int, default=default_port_base())
     args = parser.parse_args()
@@ -257,7 +284,9 @@ def main() -> None:
                         best = ladder(runtime, broker, size, args.seconds, client)
                     rows.append((broker, size, best, native.get(broker)))
                 for r in _fixed_rates(args.fixed, best["rate"] if best else None):
-                    fixed.append(trial(runtime, broker, r, size, args.seconds, client))
+                    fixed.append(
+                        trial(runtime, broker, r, size, args.seconds, client, args.profile)
+                    )
                     print_fixed(fixed[-1:])
         if rows:
             print(
