@@ -247,21 +247,60 @@ class RedisAdapter(BrokerAdapter):
 
 
 class RedisProducer(ProducerClient):
+    """XADDs of a batch in one write on a connection of its own, replies read in order.
+
+    redis-py's Pipeline costs about twice as much CPU per command (a command stack,
+    response callbacks, retry wrapping) as packing the commands with its (hiredis)
+    serializer and reading the replies: 11 against 5 us a message on this machine."""
+
     def __init__(self, client: redis.Redis, stream: str, trim: dict, max_age: float) -> None:
         self.client = client
         self.stream = stream
         self.trim = trim
         self.max_age_ms = int(max_age * 1000)
         self._acks: list[Ack] = []
+        self._conn: redis.connection.AbstractConnection | None = None
         try:
             client.ping()  # redis-py connects lazily; connect before saying ready
         except redis.RedisError as exc:
             raise BrokerError(f"redis: cannot connect: {exc}") from exc
 
-    def send(self, batch: list[Outgoing]) -> None:
-        trim = dict(self.trim)
+    def _head(self) -> tuple:
+        """XADD up to its first field: the stream and the trimming of the recipe."""
+        trim: tuple = ()
         if self.max_age_ms:
-            trim = {"minid": int(time.time() * 1000) - self.max_age_ms, **trim}
+            trim = ("MINID", int(time.time() * 1000) - self.max_age_ms)
+        elif self.trim:
+            trim = ("MAXLEN", "~" if self.trim["approximate"] else "=", self.trim["maxlen"])
+        return ("XADD", self.stream, *trim, "*", FIELD)
+
+    def send(self, batch: list[Outgoing]) -> None:
+        if self.max_age_ms and self.trim:
+            # Both limits at once: left to redis-py, which says that XADD takes one.
+            self._send_pipelined(batch)
+            return
+        head = self._head()
+        if self._conn is None:
+            self._conn = self.client.connection_pool.get_connection()
+        conn, acks = self._conn, self._acks
+        try:
+            conn.send_packed_command(conn.pack_commands([(*head, m.payload) for m in batch]))
+            for msg in batch:
+                try:
+                    entry_id = conn.read_response()
+                except redis.ResponseError as exc:
+                    acks.append(Ack(msg.seq, msg.intended_ns, False, str(exc)))
+                else:
+                    # Redis answered: the entry is in the stream (and, with appendfsync
+                    # always, on disk).
+                    acks.append(Ack(msg.seq, msg.intended_ns, True, None, 0, position(entry_id)))
+        except redis.RedisError as exc:
+            # Replies still unread would answer the next batch's commands: start afresh.
+            conn.disconnect()
+            raise BrokerError(f"redis: XADD failed: {exc}") from exc
+
+    def _send_pipelined(self, batch: list[Outgoing]) -> None:
+        trim = {"minid": int(time.time() * 1000) - self.max_age_ms, **self.trim}
         pipe = self.client.pipeline(transaction=False)
         for msg in batch:
             pipe.xadd(self.stream, {FIELD: msg.payload}, **trim)
@@ -269,8 +308,6 @@ class RedisProducer(ProducerClient):
             results = pipe.execute(raise_on_error=False)
         except redis.RedisError as exc:
             raise BrokerError(f"redis: XADD failed: {exc}") from exc
-        # Redis answered: each XADD that returned an id is in the stream (and, with
-        # appendfsync always, on disk).
         for msg, result in zip(batch, results, strict=True):
             if isinstance(result, Exception):
                 self._acks.append(Ack(msg.seq, msg.intended_ns, False, str(result)))
@@ -287,6 +324,9 @@ class RedisProducer(ProducerClient):
         return self.poll(0)
 
     def close(self) -> None:
+        if self._conn is not None:
+            self.client.connection_pool.release(self._conn)
+            self._conn = None
         self.client.close()
 
 
