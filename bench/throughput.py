@@ -23,11 +23,12 @@ import argparse
 import itertools
 import statistics
 import time
+from pathlib import Path
 
 import psutil
 
-from bench import native_tools
-from bench.common import cpu_seconds, isolated_runtime, lab_processes
+from bench import native_tools, profiling
+from bench.common import CpuMeter, cpu_seconds, default_port_base, isolated_runtime
 from lab.engine.session import Session
 from lab.recipes import parse
 from lab.runtimes.native import NativeRuntime
@@ -42,6 +43,7 @@ def trial(
     size: int,
     seconds: float,
     client: str = "confluent",
+    profile: Path | None = None,
 ) -> dict:
     recipe = parse(
         {
@@ -60,16 +62,26 @@ def trial(
     )
     session = Session(runtime, stop_started_brokers=False)
     session.start(recipe, [broker], "sequential")
-    broker_cpu, lab_cpu = [], CpuMeter()
+    cpu, lags, spies = CpuMeter(), [], []
+    spy_seconds = max(1, int(seconds) - 4)
     for snap in session.snapshots():
         b = snap.broker(broker)
         if b.phase == "running":
             # Workers live only during the run: their CPU is read while they do.
-            lab_cpu.sample()
-            if b.cpu_percent is not None:
-                broker_cpu.append(b.cpu_percent)
+            roles = worker_roles(session)
+            cpu.sample(roles)
+            if b.lag is not None:
+                lags.append(b.lag)
+            if profile and not spies:
+                spies = _spy(profile, f"{broker}-{client}-{size}-{rate:.0f}", roles, spy_seconds)
     result = session.wait()
     session.close()
+    costs = {}
+    for role, out, proc in spies:
+        proc.wait()
+        costs[role] = profiling.summary(out, rate * spy_seconds) if out.exists() else {}
+        process_us = cpu.percent([role]) / 100 * 1e6 / rate
+        print("   ", profiling.describe(role, costs[role], process_us), flush=True)
     s = result.brokers[broker].summary
     ok = (
         s["produce_rate"] >= SUSTAINED * rate
@@ -78,39 +90,42 @@ def trial(
         and s["lost"] == 0
     )
     return {
+        "broker": broker,
+        "size": size,
         "rate": rate,
         "ok": ok,
         "sent": s["produce_rate"],
         "received": s["consume_rate"],
+        "p50": s["e2e_latency_ms"]["p50"],
         "p99": s["e2e_latency_ms"]["p99"],
-        "lab_cpu": lab_cpu.percent(),
-        "broker_cpu": statistics.mean(broker_cpu) if broker_cpu else 0.0,
+        "lost": s["lost"],
+        "duplicates": s["duplicates"],
+        # The steady part: the first probes of a run see the warm-up's start.
+        "lag_max": max(lags[len(lags) // 4 :]) if lags else None,
+        "lab_cpu": cpu.percent(),
+        "producer_cpu": cpu.percent(["producer"]),
+        "consumer_cpu": cpu.percent(["consumer"]),
+        "engine_cpu": cpu.percent(["engine"]),
+        "broker_cpu": cpu.percent([broker]),
+        "profile": costs,
         "settings": result.brokers[broker].settings,
         "client": result.brokers[broker].client,
     }
 
 
-class CpuMeter:
-    """CPU of the lab's processes (this one, the forkserver, workers, the proxy host)
-    between the first and the last sample, summed over the processes alive at both."""
+def _spy(where: Path, name: str, roles: dict[int, str], seconds: int) -> list:
+    where.mkdir(parents=True, exist_ok=True)
+    spies = []
+    for pid, role in sorted(roles.items(), key=lambda r: r[1]):
+        out = where / f"{name}-{role}-{pid}.txt"
+        proc = profiling.start(pid, seconds, out)
+        if proc is not None:
+            spies.append((role, out, proc))
+    return spies
 
-    def __init__(self) -> None:
-        self.first: dict[int, float] | None = None
-        self.last: dict[int, float] = {}
-        self.span = (0.0, 0.0)
 
-    def sample(self) -> None:
-        now = {p.pid: cpu_seconds([p]) for p in lab_processes()}
-        if self.first is None:
-            self.first, self.span = now, (time.monotonic(), time.monotonic())
-        else:
-            self.last, self.span = now, (self.span[0], time.monotonic())
-
-    def percent(self) -> float:
-        if not self.first or not self.last or self.span[1] <= self.span[0]:
-            return 0.0
-        used = sum(self.last[pid] - self.first[pid] for pid in self.first if pid in self.last)
-        return 100 * used / (self.span[1] - self.span[0])
+def worker_roles(session: Session) -> dict[int, str]:
+    return {w.process.pid: w.role for run in session.runs for w in run.workers if w.process.pid}
 
 
 def ladder(runtime: NativeRuntime, broker: str, size: int, seconds: float, client: str) -> dict:
@@ -188,6 +203,43 @@ def _plan(brokers: list[str], at: str | None) -> list[tuple[str, str, float | No
     ]
 
 
+def _fixed_rates(spec: str | None, top: float | None) -> list[float]:
+    """--fixed 1000,10000,50%: absolute rates, and shares of the sustained maximum."""
+    rates = []
+    for raw in (spec or "").split(","):
+        item = raw.strip()
+        if item.endswith("%"):
+            if top:
+                rates.append(round(top * float(item[:-1]) / 100, -2))
+        elif item:
+            rates.append(float(item))
+    return rates
+
+
+def per10k(cpu: float, received: float) -> float:
+    return cpu / (received / 10_000) if received else 0.0
+
+
+def print_fixed(rows: list[dict]) -> None:
+    print(
+        "\n| broker | client | size | rate msgs/s | received | e2e p50 / p99 ms | lag max | "
+        "producer % | consumer % | engine % | harness % | harness % per 10k | "
+        "broker % | broker % per 10k | lost / dup |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for t in rows:
+        print(
+            f"| {t['broker']} | {t['client']} | {t['size']} | {t['rate']:,.0f} | "
+            f"{t['received']:,.0f} | {t['p50']:.1f} / {t['p99']:.1f} | "
+            f"{'-' if t['lag_max'] is None else format(t['lag_max'], ',')} | "
+            f"{t['producer_cpu']:.0f} | {t['consumer_cpu']:.0f} | {t['engine_cpu']:.0f} | "
+            f"{t['lab_cpu']:.0f} | {per10k(t['lab_cpu'], t['received']):.0f} | "
+            f"{t['broker_cpu']:.0f} | {per10k(t['broker_cpu'], t['received']):.0f} | "
+            f"{t['lost']} / {t['duplicates']} |",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--brokers", default="kafka,rabbitmq,redis,postgres")
@@ -199,36 +251,58 @@ def main() -> None:
         help="no ladder: one trial per BROKER[/CLIENT]=RATE (comma-separated), e.g. "
         "kafka=128000,kafka/kafka-python=32000,redis=48000",
     )
-    parser.add_argument("--port-base", type=int, default=33000)
+    parser.add_argument(
+        "--fixed",
+        help="also one trial at each of these rates, e.g. 1000,10000,50%% (a share of the "
+        "sustained maximum from the ladder or --at); only absolute rates: no maximum",
+    )
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy the workers of the --fixed trials into DIR"
+    )
+    parser.add_argument("--no-native", action="store_true", help="skip the native tools")
+    parser.add_argument("--port-base", type=int, default=default_port_base())
     args = parser.parse_args()
     brokers = args.brokers.split(",")
+    want_max = args.fixed is None or "%" in args.fixed
     with isolated_runtime(
         args.port_base, brokers if not args.overhead else ["kafka", "rabbitmq", "redis", "postgres"]
     ) as runtime:
         if args.overhead:
             overhead(runtime, max(args.seconds, 30))
             return
-        rows = []
+        rows, fixed = [], []
         for size in [int(s) for s in args.sizes.split(",")]:
-            native = native_tools.measure(runtime, brokers, size, args.seconds)
+            native = {}
+            if want_max and not args.no_native:
+                native = native_tools.measure(runtime, brokers, size, args.seconds)
             for broker, client, rate in _plan(brokers, args.at):
-                if rate:
-                    best = trial(runtime, broker, rate, size, args.seconds, client)
-                else:
-                    best = ladder(runtime, broker, size, args.seconds, client)
-                rows.append((broker, size, best, native[broker]))
-        print(
-            "\n| broker | client | size | sustained msgs/s | e2e p99 ms | lab CPU % | "
-            "lab CPU % per 10k msgs/s | broker CPU % | native tool msgs/s | lab / native |"
-        )
-        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+                best = None
+                if want_max:
+                    if rate:
+                        best = trial(runtime, broker, rate, size, args.seconds, client)
+                    else:
+                        best = ladder(runtime, broker, size, args.seconds, client)
+                    rows.append((broker, size, best, native.get(broker)))
+                for r in _fixed_rates(args.fixed, best["rate"] if best else None):
+                    fixed.append(
+                        trial(runtime, broker, r, size, args.seconds, client, args.profile)
+                    )
+                    print_fixed(fixed[-1:])
+        if rows:
+            print(
+                "\n| broker | client | size | sustained msgs/s | e2e p99 ms | lab CPU % | "
+                "lab CPU % per 10k msgs/s | broker CPU % | native tool msgs/s | lab / native |"
+            )
+            print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         for broker, size, b, nat in rows:
-            per10k = b["lab_cpu"] / (b["received"] / 10_000) if b["received"] else 0
+            ratio = f"{b['rate'] / nat:.2f}" if nat else "-"
             print(
                 f"| {broker} | {b['client']} | {size} | {b['rate']:,.0f} | {b['p99']:,.0f} | "
-                f"{b['lab_cpu']:.0f} | {per10k:.0f} | {b['broker_cpu']:.0f} | {nat:,.0f} | "
-                f"{b['rate'] / nat:.2f} |"
+                f"{b['lab_cpu']:.0f} | {per10k(b['lab_cpu'], b['received']):.0f} | "
+                f"{b['broker_cpu']:.0f} | {nat or 0:,.0f} | {ratio} |"
             )
+        if fixed:
+            print_fixed(fixed)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ digits), so percentiles from many workers merge exactly. Snapshots are plain fro
 dataclasses: UIs render them, results store them, nothing mutates them.
 """
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from hdrh.histogram import HdrHistogram
@@ -23,6 +24,28 @@ def new_histogram() -> HdrHistogram:
 
 def record_us(hist: HdrHistogram, nanoseconds: int) -> None:
     hist.record_value(min(max(nanoseconds // 1000, LOWEST_US), HIGHEST_US))
+
+
+def record_all_us(hist: HdrHistogram, nanoseconds: Sequence[int]) -> None:
+    """record_us for a batch: HdrHistogram's record_value costs about 1 us a value in
+    Python (four method calls); the same index arithmetic inline, with the totals, min
+    and max updated once per batch, is a quarter of that."""
+    if not nanoseconds:
+        return
+    counts, unit = hist.counts, hist.unit_magnitude
+    shift = hist.sub_bucket_half_count_magnitude + 1 + unit
+    mask, half_mag = hist.sub_bucket_mask, hist.sub_bucket_half_count_magnitude
+    half = hist.sub_bucket_half_count
+    for ns in nanoseconds:
+        v = ns // 1000
+        v = LOWEST_US if v < LOWEST_US else HIGHEST_US if v > HIGHEST_US else v
+        bucket = (v | mask).bit_length() - shift
+        counts[((bucket + 1) << half_mag) + (v >> (bucket + unit)) - half] += 1
+    hist.total_count += len(nanoseconds)
+    low = min(max(min(nanoseconds) // 1000, LOWEST_US), HIGHEST_US)
+    high = min(max(max(nanoseconds) // 1000, LOWEST_US), HIGHEST_US)
+    hist.min_value = min(hist.min_value, low)
+    hist.max_value = max(hist.max_value, high)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from lab import messages
 from lab.brokers.contract import BrokerError, ConsumerClient, DeadLetterInfo, Delivery
 from lab.engine.control import Assign, Crash, Slow, Start, Stop
 from lab.engine.reporting import Reporter, WorkerSpec, backoff, commands, count, drop
-from lab.metrics import record_us
+from lab.metrics import record_all_us
 from lab.stream.stage import StreamStage
 
 # The longest a long-polling receive waits for its first message. Longer waits cost fewer
@@ -120,14 +120,14 @@ class ConsumerWorker:
         good: list[Delivery] = []
         retry: list[Delivery] = []
         give_up: list[tuple[Delivery, DeadLetterInfo]] = []
-        seen, dead = array("Q"), array("Q")
+        seen, dead, latencies = array("Q"), array("Q"), []
         for d in deliveries:
             header = messages.decode(d.payload)
             if header is None or header.run_tag != self.tag:
                 r.foreign += 1
                 good.append(d)
                 continue
-            record_us(hist, now - header.intended_ns)
+            latencies.append(now - header.intended_ns)
             ident = messages.pack(header.producer, header.seq)
             if not header.poison:
                 good.append(d)
@@ -142,6 +142,7 @@ class ConsumerWorker:
                 self.failures.pop(ident, None)
             else:
                 retry.append(d)
+        record_all_us(hist, latencies)
         # Deliveries are reported on receipt, before any work or ack: a consumer killed
         # mid-batch gets these redelivered, and the redeliveries count as duplicates.
         if seen:

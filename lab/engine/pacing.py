@@ -29,6 +29,9 @@ def rate_function(rate: Rate, duration: float) -> Callable[[float], float]:
     raise ValueError(f"unknown rate profile {rate.profile}")
 
 
+TICK_NS = 1_000_000  # a paced loop wakes at most this often when nothing is late
+
+
 class Pacer:
     """Intended send times for one producer that carries `share` of the total rate.
 
@@ -110,6 +113,21 @@ class Pacer:
         if self._bursts:
             return 0.0
         return max(0.0, (self.t0_ns + min(self.offset, self.length_ns) - now_ns) / 1e9)
+
+    def pause_s(self, woke_ns: int, now_ns: int, longest: float = 0.05) -> float:
+        """How long a paced loop that woke at `woke_ns` waits now, before its next due().
+
+        Until the next message is due, but it wakes at most once per TICK_NS: at 10k
+        msgs/s the next message is always under a millisecond away, and waiting for it
+        alone (a client's poll rounds that down to 0) spins a core to send one message
+        per turn. Whatever fell due in the meantime goes out as one batch; latency counts
+        from each message's intended time, so the tick shows up in it, honestly. A turn
+        that already took a tick (a slow send) does not wait at all.
+        """
+        if self._bursts:
+            return 0.0
+        due_ns = self.t0_ns + min(self.offset, self.length_ns)
+        return min(longest, max(0.0, (max(woke_ns + TICK_NS, due_ns) - now_ns) / 1e9))
 
 
 def message_sizes(

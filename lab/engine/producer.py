@@ -20,10 +20,11 @@ from lab.engine.reporting import (
     count,
     drop,
 )
-from lab.metrics import record_us
+from lab.metrics import record_all_us
 from lab.stream.acks import AckTimes
 
 SEND_BATCH = 500  # most messages handed to a client at once
+MIN_WAIT_S = 0.0001  # shorter than a sleep's own overhead: not worth waiting
 
 
 class ProducerWorker:
@@ -126,16 +127,23 @@ class ProducerWorker:
         return True
 
     def _step(self, client: ProducerClient) -> None:
-        now_ns = time.monotonic_ns()
-        due = self.pacer.due(now_ns, SEND_BATCH)
+        woke_ns = time.monotonic_ns()
+        due = self.pacer.due(woke_ns, SEND_BATCH)
         if due:
             batch = self._batch(due)
             client.send(batch)
             if self.forget:
                 self._record([Ack(m.seq, m.intended_ns, True) for m in batch])
         # A full batch means the schedule is behind: send again at once.
-        wait = 0.0 if len(due) == SEND_BATCH else min(self.pacer.wait_s(now_ns), 0.05)
-        self._heard(client.poll(wait))
+        wait = 0.0 if len(due) == SEND_BATCH else self.pacer.pause_s(woke_ns, time.monotonic_ns())
+        # poll() returns early with the first acks (synchronous clients have them at once):
+        # the wait goes on until its end, or the next turn would send one message or two.
+        until = time.monotonic() + wait
+        while True:
+            self._heard(client.poll(wait))
+            wait = until - time.monotonic()
+            if wait < MIN_WAIT_S:
+                return
 
     def _heard(self, acks: list[Ack]) -> None:
         """What the broker acknowledged; a fire-and-forget producer does not listen."""
@@ -161,32 +169,32 @@ class ProducerWorker:
         if not acks:
             return
         now = time.monotonic_ns()
-        r, hist, seqs, me = (
-            self.reporter.report,
-            self.reporter.hist,
-            self.reporter.seqs,
-            self.spec.index,
-        )
-        acked_before = r.acked
+        r, seqs, me = self.reporter.report, self.reporter.seqs, self.spec.index
+        unacked, poison_unacked, add = self.unacked, self.poison_unacked, seqs.add
+        acked_before, acked_bytes = r.acked, 0
         if self.ack_times:
             self.ack_times.add(acks)
+        latencies = []
         for ack in acks:
-            nbytes = self.unacked.pop(ack.seq, 0)
-            poison = ack.seq in self.poison_unacked
+            nbytes = unacked.pop(ack.seq, 0)
+            poison = bool(poison_unacked) and ack.seq in poison_unacked
             if poison:
-                self.poison_unacked.discard(ack.seq)
+                poison_unacked.discard(ack.seq)
             if ack.ok:
-                r.acked += 1
-                r.acked_bytes += nbytes
+                acked_bytes += nbytes
                 r.poison_acked += poison
-                record_us(hist, now - ack.intended_ns)
-                seqs.add(me, ack.seq)
+                latencies.append(now - ack.intended_ns)
+                add(me, ack.seq)
                 if self.track_positions and ack.position >= 0:
                     self.positions.extend((ack.partition, ack.position, messages.pack(me, ack.seq)))
             else:
                 r.failed += 1
                 if ack.error:
                     r.error_text = ack.error[:300]
+        # One histogram update per batch: per message it was a tenth of the producer's CPU.
+        record_all_us(self.reporter.hist, latencies)
+        r.acked += len(latencies)
+        r.acked_bytes += acked_bytes
         if r.acked > acked_before:
             count(r.acked_by_second, self.pacer.second(now), r.acked - acked_before)
         if self.positions:

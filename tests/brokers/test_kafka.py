@@ -6,6 +6,7 @@ doing the work; the Kafka-specific tests run with both clients.
 """
 
 import inspect
+import logging
 import time
 
 import pytest
@@ -16,7 +17,7 @@ from lab.brokers import adapter_for
 from lab.brokers.contract import DeadLetterInfo, Delivery, RunSpec
 from lab.brokers.kafka import dlq as kafka_dlq
 from lab.brokers.kafka.adapter import KafkaAdapter
-from lab.brokers.kafka.common import OffsetTracker
+from lab.brokers.kafka.common import CLIENT_LOG, COMMIT_INTERVAL, OffsetTracker
 from lab.endpoints import Endpoint
 from lab.recipes import parse
 from tests.brokers import test_contract as contract
@@ -251,6 +252,17 @@ def test_clients_stay_quiet_and_teardown_deletes_the_topic(single, capfd):
     assert capfd.readouterr().err == ""
 
 
+@pytest.mark.brokers
+def test_read_settings_keeps_its_admin_client_until_the_answer(single, caplog):
+    """A client dropped while its request is out logs "Handle is terminating" and fails
+    the future: read_settings holds it until the broker has answered."""
+    with caplog.at_level(logging.DEBUG, logger=CLIENT_LOG.name):
+        for _ in range(3):
+            assert single.read_settings()["min.insync.replicas"] == "1"
+    said = [r.getMessage() for r in caplog.records]
+    assert not [m for m in said if "terminating" in m.lower()], said
+
+
 @pytest.mark.parametrize(
     ("durability", "acks", "idempotence"), [("safe", "all", "true"), ("fast", "1", "false")]
 )
@@ -275,9 +287,26 @@ def test_tracker_commits_the_lowest_unfinished_offset():
     tracker = OffsetTracker()
     tracker.assigned([0])
     first, second, third = deliver(tracker, 0, [5, 6, 7])
-    assert tracker.acked([third]) == {0: 5}, "5 and 6 are still out"
-    assert tracker.acked([first]) == {0: 6}
-    assert tracker.acked([second]) == {0: 8}
+    tracker.acked([third])
+    assert tracker.due(0.0) == {0: 5}, "5 and 6 are still out"
+    tracker.acked([first])
+    assert tracker.due(1.0) == {0: 6}
+    tracker.acked([second])
+    assert tracker.due(2.0) == {0: 8}
+
+
+def test_tracker_coalesces_commits_to_one_per_interval():
+    tracker = OffsetTracker()
+    tracker.assigned([0, 1])
+    a, b = deliver(tracker, 0, [0, 1])
+    (c,) = deliver(tracker, 1, [0])
+    tracker.acked([a])
+    assert tracker.due(10.0) == {0: 1}
+    tracker.acked([b, c])
+    assert tracker.due(10.0 + COMMIT_INTERVAL / 2) == {}, "too soon after the last commit"
+    assert tracker.due(10.0 + COMMIT_INTERVAL) == {0: 2, 1: 1}, "both acks in one commit"
+    assert tracker.due(20.0) == {}, "nothing moved"
+    assert tracker.revoked([0, 1]) == {0: 2, 1: 1}, "a revoke commits whatever is due"
 
 
 def test_tracker_ignores_deliveries_from_a_revoked_partition():
@@ -288,7 +317,8 @@ def test_tracker_ignores_deliveries_from_a_revoked_partition():
     assert tracker.revoked([0]) == {}, "nothing acked, nothing to commit"
     tracker.assigned([0])
     assert not any(tracker.owns(d) for d in old), "not ours to retry or dead-letter"
-    assert tracker.acked(old) == {}
+    tracker.acked(old)
+    assert tracker.due(0.0) == {}
     assert tracker.delivered(2, 0) is None, "never assigned"
 
 

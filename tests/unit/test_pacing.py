@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from lab.engine.pacing import Pacer, rate_function
+from lab.engine.pacing import TICK_NS, Pacer, rate_function
 from lab.recipes.model import Rate
 
 SECOND = 1_000_000_000
@@ -81,3 +81,29 @@ def test_the_schedule_does_not_drift_on_a_real_clock():
         now += 2_345_678
         sent += len(pacer.due(now, 1000))
     assert sent == 1800
+
+
+def test_a_paced_loop_wakes_at_most_once_per_tick():
+    """At 10k msgs/s the next message is 0.1 ms away: the loop waits out the tick instead,
+    and then sends the ten that fell due as one batch."""
+    pacer = Pacer(rate_function(Rate(rate=10_000), 10), t0_ns=0, duration=10, share=1)
+    woke = SECOND
+    pacer.due(woke, 100_000)
+    assert 0 < pacer.wait_s(woke) < 0.001
+    assert pacer.pause_s(woke, woke) == pytest.approx(TICK_NS / 1e9)
+    assert pacer.pause_s(woke, woke + TICK_NS // 4) == pytest.approx(0.75 * TICK_NS / 1e9)
+    assert len(pacer.due(woke + TICK_NS, 10_000)) == 10
+
+
+def test_a_paced_loop_waits_for_a_message_further_away_than_a_tick():
+    pacer = Pacer(rate_function(Rate(rate=100), 10), t0_ns=0, duration=10, share=1)
+    pacer.due(SECOND, 100_000)
+    assert pacer.pause_s(SECOND, SECOND) == pytest.approx(0.01, abs=1e-6)
+    assert pacer.pause_s(SECOND, SECOND, longest=0.005) == 0.005
+
+
+def test_a_turn_that_took_a_tick_does_not_wait():
+    """A slow send (an fsync) already spent the tick: what is due now goes at once."""
+    pacer = Pacer(rate_function(Rate(rate=10_000), 10), t0_ns=0, duration=10, share=1)
+    pacer.due(SECOND, 100_000)
+    assert pacer.pause_s(SECOND, SECOND + 3 * TICK_NS) == 0.0

@@ -34,6 +34,7 @@ from lab.brokers.kafka import dlq as kafka_dlq
 from lab.brokers.kafka.common import (
     ADMIN_TIMEOUT,
     CLIENT_LOG,
+    COMMIT_INTERVAL,
     DELIVERY_TIMEOUT_MS,
     FINAL_PROBE_TIMEOUT,
     FLUSH_NOTE,
@@ -278,7 +279,8 @@ class KafkaAdapter(BrokerAdapter):
             "flush": FLUSH_NOTE,
             "replication_factor": "1",
             "partitions": str(self.spec.recipe.partitions),
-            "commit": "after processing, per ack (async; sync on rebalance and close)",
+            "commit": f"after processing, every {COMMIT_INTERVAL * 1000:g} ms at most "
+            "(async; sync on rebalance and close)",
             "auto_offset_reset": "earliest (also past records that retention deleted)",
             "session_timeout": f"{SESSION_TIMEOUT_MS // 1000} s",
             **kafka_dlq.settings(self.spec),
@@ -290,11 +292,16 @@ class KafkaAdapter(BrokerAdapter):
         the producers, which the settings say)."""
         resource = ConfigResource(ConfigResource.Type.TOPIC, self.spec.queue)
         names = ("min.insync.replicas", "unclean.leader.election.enable", "flush.messages")
+        # The client is held until the answer is in: one dropped while its request is
+        # out is destroyed under it ("Handle is terminating") and the future fails.
+        admin = self._admin()
         try:
-            [future] = self._admin().describe_configs([resource]).values()
+            [future] = admin.describe_configs([resource]).values()
             configs = future.result(timeout=ADMIN_TIMEOUT)
         except KafkaException as e:
             raise BrokerError(f"Kafka describe configs: {reason(e)}") from e
+        finally:
+            del admin
         return {name: configs[name].value for name in names if name in configs}
 
     def losses_expected(self) -> str | None:

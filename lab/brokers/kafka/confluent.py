@@ -95,7 +95,8 @@ class ConfluentProducer(ProducerClient):
         return acks
 
     def poll(self, timeout: float) -> list[Ack]:
-        self._producer.poll(timeout)
+        # librdkafka waits in whole milliseconds: below 1 ms a wait would become no wait.
+        self._producer.poll(max(timeout, 0.001) if timeout > 0 else 0)
         return self._take()
 
     def flush(self, timeout: float) -> list[Ack]:
@@ -161,6 +162,8 @@ class ConfluentConsumer(kafka_dlq.RetryingConsumer):
     def receive(self, max_messages: int, timeout: float) -> list[Delivery]:
         consume, delivered = self._consumer.consume, self._offsets.delivered
         deadline = time.monotonic() + timeout
+        # Acks that came last before an idle spell are committed here, one interval late.
+        self._commit(self._offsets.due(deadline - timeout), wait=False)
         out: list[Delivery] = []
         try:
             while True:
@@ -194,7 +197,8 @@ class ConfluentConsumer(kafka_dlq.RetryingConsumer):
             raise BrokerError(f"kafka consume: {reason(e)}") from e
 
     def ack(self, deliveries: list[Delivery]) -> None:
-        self._commit(self._offsets.acked(deliveries), wait=False)
+        self._offsets.acked(deliveries)
+        self._commit(self._offsets.due(time.monotonic()), wait=False)
 
     def _owns(self, delivery: Delivery) -> bool:
         return self._offsets.owns(delivery)

@@ -10,6 +10,7 @@ retention deleted its next record, auto_offset_reset="earliest" moves it on).
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable
 from contextlib import suppress
@@ -205,6 +206,8 @@ class KafkaPythonConsumer(kafka_dlq.RetryingConsumer):
             CLIENT_LOG.info("kafka-python commit failed: %s", e)
 
     def receive(self, max_messages: int, timeout: float) -> list[Delivery]:
+        # Acks that came last before an idle spell are committed here, one interval late.
+        self._commit(self._tracker.due(time.monotonic()), wait=False)
         try:
             # poll() returns as soon as it has records; the first one also joins the group.
             records = self._consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_messages)
@@ -225,7 +228,8 @@ class KafkaPythonConsumer(kafka_dlq.RetryingConsumer):
         return out
 
     def ack(self, deliveries: list[Delivery]) -> None:
-        self._commit(self._tracker.acked(deliveries), wait=False)
+        self._tracker.acked(deliveries)
+        self._commit(self._tracker.due(time.monotonic()), wait=False)
 
     def _owns(self, delivery: Delivery) -> bool:
         return self._tracker.owns(delivery)

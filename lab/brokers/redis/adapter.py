@@ -22,26 +22,30 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from lab.brokers.contract import (
-    Ack,
     BrokerAdapter,
     BrokerError,
     ConsumerClient,
     DeadLetter,
     DeadLetterInfo,
     Delivery,
-    Outgoing,
     Probe,
     ProducerClient,
     RunSpec,
     dead_letter_of,
 )
+from lab.brokers.redis.producer import (
+    FIELD,
+    RedisProducer,
+    RepliesOffProducer,
+    entry_payload,
+    position,
+    text,
+)
 from lab.endpoints import Endpoint
 
-FIELD = b"d"
 # A blocking read must return before the socket times out, or a quiet stream looks dead.
 SOCKET_TIMEOUT = 10.0
 REDRIVE_BATCH = 1000
-SEQ_BITS = 20  # an entry id "ms-seq" as one sortable number: ms << 20 | seq
 
 
 def _client(ep: Endpoint) -> redis.Redis:
@@ -55,11 +59,6 @@ def _client(ep: Endpoint) -> redis.Redis:
         # Retrying inside redis-py would hide a broker that is down; the worker decides.
         retry=Retry(NoBackoff(), 0),
     )
-
-
-def position(entry_id: bytes | str) -> int:
-    ms, _, seq = _text(entry_id).partition("-")
-    return int(ms) << SEQ_BITS | int(seq or 0)
 
 
 class RedisAdapter(BrokerAdapter):
@@ -121,7 +120,7 @@ class RedisAdapter(BrokerAdapter):
             return Probe(depth=None)  # no stream: nothing was sent, or Redis lost it all
         except redis.RedisError as exc:
             raise BrokerError(str(exc)) from exc
-        group = next((g for g in groups if _text(g["name"]) == self.spec.group), None)
+        group = next((g for g in groups if text(g["name"]) == self.spec.group), None)
         if group is None:
             return Probe(depth=None, dead_letters=dead)
         pending = int(group["pending"])
@@ -164,10 +163,10 @@ class RedisAdapter(BrokerAdapter):
             raise BrokerError(f"redis: reading dead letters failed: {exc}") from exc
         return [
             dead_letter_of(
-                _text(entry_id),
+                text(entry_id),
                 self.spec.run_id,
                 f[FIELD],
-                _text(f[b"reason"]),
+                text(f[b"reason"]),
                 int(f[b"attempts"]),
                 float(f[b"first"]),
                 float(f[b"last"]),
@@ -247,77 +246,10 @@ class RedisAdapter(BrokerAdapter):
             self._admin = None
 
 
-class RedisProducer(ProducerClient):
-    def __init__(self, client: redis.Redis, stream: str, trim: dict, max_age: float) -> None:
-        self.client = client
-        self.stream = stream
-        self.trim = trim
-        self.max_age_ms = int(max_age * 1000)
-        self._acks: list[Ack] = []
-        try:
-            client.ping()  # redis-py connects lazily; connect before saying ready
-        except redis.RedisError as exc:
-            raise BrokerError(f"redis: cannot connect: {exc}") from exc
-
-    def send(self, batch: list[Outgoing]) -> None:
-        trim = dict(self.trim)
-        if self.max_age_ms:
-            trim = {"minid": int(time.time() * 1000) - self.max_age_ms, **trim}
-        pipe = self.client.pipeline(transaction=False)
-        for msg in batch:
-            pipe.xadd(self.stream, {FIELD: msg.payload}, **trim)
-        try:
-            results = pipe.execute(raise_on_error=False)
-        except redis.RedisError as exc:
-            raise BrokerError(f"redis: XADD failed: {exc}") from exc
-        # Redis answered: each XADD that returned an id is in the stream (and, with
-        # appendfsync always, on disk).
-        for msg, result in zip(batch, results, strict=True):
-            if isinstance(result, Exception):
-                self._acks.append(Ack(msg.seq, msg.intended_ns, False, str(result)))
-            else:
-                self._acks.append(Ack(msg.seq, msg.intended_ns, True, None, 0, position(result)))
-
-    def poll(self, timeout: float) -> list[Ack]:
-        acks, self._acks = self._acks, []
-        if not acks and timeout > 0:
-            time.sleep(timeout)
-        return acks
-
-    def flush(self, timeout: float) -> list[Ack]:
-        return self.poll(0)
-
-    def close(self) -> None:
-        self.client.close()
-
-
-class RepliesOffProducer(RedisProducer):
-    """Fire-and-forget: CLIENT REPLY OFF on its own connection, then XADDs written to the
-    socket and never answered. Nothing is acked; an XADD Redis refused is never known."""
-
-    def __init__(self, client: redis.Redis, stream: str, trim: dict, max_age: float) -> None:
-        super().__init__(client, stream, trim, max_age)
-        try:
-            self.conn = client.connection_pool.get_connection()
-            self.conn.send_command("CLIENT", "REPLY", "OFF")
-        except redis.RedisError as exc:
-            raise BrokerError(f"redis: cannot connect: {exc}") from exc
-
-    def send(self, batch: list[Outgoing]) -> None:
-        args: list = []
-        if self.trim:
-            args = ["MAXLEN", self.trim["maxlen"]]
-        elif self.max_age_ms:
-            args = ["MINID", int(time.time() * 1000) - self.max_age_ms]
-        commands = [("XADD", self.stream, *args, "*", FIELD, msg.payload) for msg in batch]
-        try:
-            self.conn.send_packed_command(self.conn.pack_commands(commands))
-        except (redis.RedisError, OSError) as exc:
-            raise BrokerError(f"redis: XADD failed: {exc}") from exc
-
-    def close(self) -> None:
-        self.conn.disconnect()
-        super().close()
+def block(timeout: float) -> tuple:
+    """XREADGROUP's wait: BLOCK in ms; none at all for a short poll (timeout 0)."""
+    ms = int(timeout * 1000)
+    return ("BLOCK", ms) if ms > 0 else ()
 
 
 class RedisConsumer(ConsumerClient):
@@ -330,6 +262,21 @@ class RedisConsumer(ConsumerClient):
         self.claim_idle_ms = claim_idle_ms
         self._again: deque[Delivery] = deque()  # claimed or rejected: hand out first
         self._next_claim = time.monotonic() + claim_idle_ms / 1000
+        # XREADGROUP and XACK, once per batch, go on a connection of their own as raw
+        # commands: redis-py's command path costs twice their CPU (as RedisProducer's).
+        self._conn: redis.connection.AbstractConnection | None = None
+
+    def _call(self, *args: object) -> object:
+        if self._conn is None:
+            self._conn = self.client.connection_pool.get_connection()
+        try:
+            self._conn.send_command(*args)
+            return self._conn.read_response()
+        except redis.ResponseError:
+            raise
+        except redis.RedisError:
+            self._conn.disconnect()  # a reply may still be on its way: start afresh
+            raise
 
     def receive(self, max_messages: int, timeout: float) -> list[Delivery]:
         try:
@@ -337,12 +284,17 @@ class RedisConsumer(ConsumerClient):
                 self._claim_abandoned(max_messages)
             if self._again:
                 return [self._again.popleft() for _ in range(min(max_messages, len(self._again)))]
-            reply = self.client.xreadgroup(
+            reply = self._call(
+                "XREADGROUP",
+                "GROUP",
                 self.group,
                 self.name,
-                {self.stream: ">"},
-                count=max_messages,
-                block=int(timeout * 1000) or None,  # None: short polling, no wait
+                "COUNT",
+                max_messages,
+                *block(timeout),
+                "STREAMS",
+                self.stream,
+                ">",
             )
         except redis.ResponseError as exc:
             if "NOGROUP" in str(exc):
@@ -355,8 +307,14 @@ class RedisConsumer(ConsumerClient):
             raise BrokerError(f"redis: XREADGROUP failed: {exc}") from exc
         if not reply:
             return []
-        [(_, entries)] = reply
-        return [Delivery(fields[FIELD], entry_id, 1) for entry_id, fields in entries if fields]
+        # A map under RESP3 (redis-py 8's default), a list of pairs under RESP2.
+        [entries] = reply.values() if isinstance(reply, dict) else [e for _, e in reply]
+        out = []
+        for entry_id, fields in entries:
+            payload = entry_payload(fields)
+            if payload is not None:
+                out.append(Delivery(payload, entry_id, 1))
+        return out
 
     def _claim_abandoned(self, count: int) -> None:
         """Take over entries another consumer has held for longer than claim_idle."""
@@ -388,7 +346,7 @@ class RedisConsumer(ConsumerClient):
         if not deliveries:
             return
         try:
-            self.client.xack(self.stream, self.group, *[d.handle for d in deliveries])
+            self._call("XACK", self.stream, self.group, *[d.handle for d in deliveries])
         except redis.RedisError as exc:
             raise BrokerError(f"redis: XACK failed: {exc}") from exc
 
@@ -423,13 +381,12 @@ class RedisConsumer(ConsumerClient):
             raise BrokerError(f"redis: dead-lettering failed: {exc}") from exc
 
     def close(self) -> None:
+        if self._conn is not None:
+            self.client.connection_pool.release(self._conn)
+            self._conn = None
         self.client.close()
 
 
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _after(entry_id: object) -> str:
-    ms, _, seq = _text(entry_id).partition("-")
+    ms, _, seq = text(entry_id).partition("-")
     return f"{ms}-{int(seq or 0) + 1}"
