@@ -83,6 +83,17 @@ class Event:
 
 
 @dataclass(frozen=True)
+class SubscriberSnapshot:
+    """One pub-sub subscription as the live views show it, twice a second."""
+
+    name: str
+    consume_rate: float = 0.0  # processed msgs/s in the last interval
+    lag: int | None = None  # its backlog, as the broker reports it
+    e2e: Latency = field(default_factory=Latency)
+    ledger: LedgerCounts = field(default_factory=LedgerCounts)
+
+
+@dataclass(frozen=True)
 class BrokerSnapshot:
     broker: str
     phase: str  # a lab.phases.Phase
@@ -108,6 +119,8 @@ class BrokerSnapshot:
     # Network faults in force: action -> its arguments ({"latency": {"ms": 200, ...}}).
     network: dict[str, dict[str, float]] = field(default_factory=dict)
     stream: StreamFigures | None = None  # the [stream] stage's, when the recipe has one
+    # Pub-sub: each subscription (the ledger above is their sum: each is owed every message).
+    subscribers: tuple[SubscriberSnapshot, ...] = ()
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -232,6 +232,19 @@ SUMMARY_ROWS: list[tuple[str, Callable[[dict], str]]] = [
 ]
 
 
+def columns(result: "RunResult") -> list[tuple[str, dict]]:
+    """The comparison's columns: one per broker, or in pub-sub one per subscriber
+    ("redis sub-1"), since each subscriber has a ledger of its own."""
+    out = []
+    for name, b in result.brokers.items():
+        subscribers = b.summary.get("subscribers") or {}
+        if subscribers:
+            out += [(f"{name} {sub}", s) for sub, s in subscribers.items()]
+        else:
+            out.append((name, b.summary))
+    return out
+
+
 def summary_rows(result: "RunResult") -> list[tuple[str, Callable[[dict], str]]]:
     """SUMMARY_ROWS, and the stream stage's rows when a broker of the run had one."""
     streams = any(b.summary.get("stream") for b in result.brokers.values())

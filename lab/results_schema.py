@@ -75,6 +75,8 @@ SUMMARY = obj(
         "stream": STREAM | MAYBE,
     },
 )
+# Pub-sub: each subscriber's summary, with the same fields as the broker's.
+SUMMARY["properties"]["subscribers"] = {"type": "object", "additionalProperties": dict(SUMMARY)}
 POINT = obj(
     {
         "t": NUMBER,

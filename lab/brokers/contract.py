@@ -32,6 +32,8 @@ class RunSpec:
     state_dir: Path | None = None
     # Where a [stream] stage keeps its features (lab/stream): the store's direct endpoint.
     stream_store: Endpoint | None = None
+    # Pub-sub: the subscription a consumer reads (Recipe.subscriber_names); "" otherwise.
+    subscriber: str = ""
 
     @property
     def admin(self) -> Endpoint:
@@ -60,8 +62,17 @@ class RunSpec:
 
     @property
     def group(self) -> str:
-        """Consumer group name."""
-        return f"lab-{self.run_id}-consumers"
+        """Consumer group name; in pub-sub, the subscription's."""
+        return self.group_of(self.subscriber)
+
+    @property
+    def subscribers(self) -> tuple[str, ...]:
+        """The run's subscriptions: ("",) unless the recipe is pub-sub."""
+        return self.recipe.subscriber_names()
+
+    def group_of(self, subscriber: str) -> str:
+        """The consumer group (subscription) of one subscriber, for provisioning."""
+        return f"lab-{self.run_id}-{subscriber or 'consumers'}"
 
 
 class Outgoing(NamedTuple):
@@ -158,6 +169,8 @@ class Probe:
     dropped: bytes = b""
     retention_floor: dict[int, int] = field(default_factory=dict)
     detail: dict = field(default_factory=dict)
+    # Pub-sub: the backlog of each subscription (depth is their sum).
+    subscriber_depths: dict[str, int] = field(default_factory=dict)
 
 
 class BrokerError(Exception):

@@ -75,6 +75,8 @@ class BrokerPlugin:
     # A local server that speaks a cloud service's API stands in for it: which service.
     # Results and the TUI say so: its behaviour is the service's, its speed is not.
     emulates: ClassVar[str | None] = None
+    # The recipe patterns its adapter runs (lab/recipes/model.py PATTERNS).
+    patterns: ClassVar[tuple[str, ...]] = ("work-queue", "fire-and-forget")
     # What fire-and-forget is on this broker: its nearest send without an acknowledgement.
     fire_and_forget: ClassVar[str] = "the client's send, its answer ignored"
     # What [consumers] poll = "long" and "short" are on this broker, for the results.
@@ -82,6 +84,13 @@ class BrokerPlugin:
         "long": "a receive that waits on the server for the first message",
         "short": "a receive that does not wait",
     }
+
+    def cannot(self, pattern: str) -> str | None:
+        """Why this broker cannot run `pattern`, in one line; None when it can."""
+        if pattern in self.patterns:
+            return None
+        runs = ", ".join(self.patterns)
+        return f"{self.name} does not run the {pattern} pattern yet (it runs {runs})"
 
     @property
     def client_port(self) -> str:

@@ -7,7 +7,7 @@ from rich.text import Text
 
 from lab.app.format import STATE_STYLE, mebibytes, millis, number
 from lab.metrics import BrokerSnapshot, Snapshot
-from lab.results import RunResult, alarming, summary_rows
+from lab.results import RunResult, alarming, columns, summary_rows
 
 
 def _row(b: BrokerSnapshot) -> list[Text | str]:
@@ -85,12 +85,13 @@ def plain_line(snap: Snapshot) -> str:
 def summary_table(result: RunResult) -> Table:
     table = Table(title=f"run {result.run_id} ({result.mode})", header_style="bold")
     table.add_column("")
-    for name in result.brokers:
+    shown = columns(result)
+    for name, _ in shown:
         table.add_column(name, justify="right")
     for label, fmt in summary_rows(result):
         cells = [
-            Text(fmt(b.summary), style="bold red" if alarming(label, b.summary) else "")
-            for b in result.brokers.values()
+            Text(fmt(summary), style="bold red" if alarming(label, summary) else "")
+            for _, summary in shown
         ]
         table.add_row(label, *cells)
     return table

@@ -4,6 +4,7 @@ All methods are called with the session's lock held, from the session's threads;
 probe runs on its own thread (see BrokerMonitor) so a hung broker never delays a Snapshot.
 """
 
+import dataclasses
 import time
 from array import array
 from collections import Counter, deque
@@ -13,18 +14,20 @@ from hdrh.histogram import HdrHistogram
 
 from lab import brokers as registry
 from lab.brokers.contract import BrokerAdapter, Probe, RunSpec
+from lab.engine import outcome
 from lab.engine.control import Assign, Burst, Crash, SetMultiplier, Slow, Start
 from lab.engine.pacing import rate_function
 from lab.engine.positions import PositionIndex, collect
 from lab.engine.reporting import Report, WorkerSpec
+from lab.engine.subscription import Subscription, summed
 from lab.engine.workers import WorkerHandle, reap, start_worker
 from lab.errors import LabError
 from lab.faults import Fault
-from lab.ledger import Ledger, LedgerCounts, SeqCollector
+from lab.ledger import Ledger, LedgerCounts
 from lab.messages import unpack
-from lab.metrics import BrokerSnapshot, Latency, new_histogram
+from lab.metrics import BrokerSnapshot, Latency, SubscriberSnapshot, new_histogram
 from lab.phases import PRODUCING, TERMINAL, Phase
-from lab.results import BrokerResult, summary
+from lab.results import BrokerResult
 from lab.stream.run import StreamRun
 
 RATE_WINDOW = 1.0  # seconds over which rates are averaged
@@ -71,9 +74,9 @@ class BrokerRun:
         self.workers: list[WorkerHandle] = []
         self.next_index = {"producer": 0, "consumer": 0}
         self.totals = Totals()
-        self.ledger = Ledger()
-        self._delivered = SeqCollector()  # folded into the ledger at each snapshot
-        self._dead = SeqCollector()
+        # Each subscription's ledger and consumer side: one, unnamed, outside pub-sub.
+        self.subs = [Subscription(name) for name in spec.subscribers]
+        self.pub_sub = self.recipe.pattern == "pub-sub"
         self.positions = PositionIndex()
         self.publish_window = new_histogram()
         self.e2e_window = new_histogram()
@@ -82,9 +85,9 @@ class BrokerRun:
         self.max_backlog = 0
         self._backlog: dict[int, int] = {}
         self._rates: deque[tuple[float, int, int, int, int]] = deque()
+        self._sub_rates: dict[str, deque[tuple[float, int]]] = {}
         self.health = Health()
         self.last_error = ""
-        self.final_counts: LedgerCounts | None = None
         self.multiplier = 1.0
         self.deadline = 0.0  # of the current phase (connecting, draining, stopping)
         self.schedule: list[tuple[float, Fault]] = []  # (seconds of run clock, fault), sorted
@@ -99,9 +102,19 @@ class BrokerRun:
 
     # --- workers ---------------------------------------------------------------------
 
+    @property
+    def ledger(self) -> Ledger:
+        """The first subscription's ledger: a work queue's only one."""
+        return self.subs[0].ledger
+
+    def counts(self) -> LedgerCounts:
+        """The ledger's counts; in pub-sub summed over the subscriptions."""
+        return summed([sub.counts() for sub in self.subs])
+
     def start_consumers(self) -> None:
-        for _ in range(self.recipe.consumers.count):
-            self.add_worker("consumer")
+        for sub in range(len(self.subs)):
+            for _ in range(self.recipe.consumers.count):
+                self.add_worker("consumer", subscriber=sub)
         self.rebalance()
 
     def rebalance(self) -> None:
@@ -109,12 +122,15 @@ class BrokerRun:
         partitions (every n-th), told again only when its share changed."""
         if not self.assigns_partitions:
             return
-        consumers = sorted(self.live("consumer"), key=lambda w: w.index)
-        for i, w in enumerate(consumers):
-            share = tuple(p for p in range(self.recipe.partitions) if p % len(consumers) == i)
-            if w.assigned != share:
-                w.assigned = share
-                w.tell(Assign(share))
+        for sub in range(len(self.subs)):  # each subscription reads every partition
+            live = [w for w in self.live("consumer") if w.spec.subscriber == sub]
+            consumers = sorted(live, key=lambda w: w.index)
+            for i, w in enumerate(consumers):
+                parts = range(self.recipe.partitions)
+                share = tuple(p for p in parts if p % len(consumers) == i)
+                if w.assigned != share:
+                    w.assigned = share
+                    w.tell(Assign(share))
 
     def start_producers(self) -> None:
         """Producers connect, say ready, and wait for `go`."""
@@ -131,10 +147,13 @@ class BrokerRun:
         for w in self.live("producer") + self.live("consumer"):
             w.tell(Start(t0_ns, self.multiplier))
 
-    def add_worker(self, role: str, share: float = 1.0) -> WorkerHandle:
+    def add_worker(self, role: str, share: float = 1.0, subscriber: int = 0) -> WorkerHandle:
         index = self.next_index[role]
         self.next_index[role] += 1
-        handle = start_worker(WorkerSpec(self.spec, role, index, share))
+        run = self.spec
+        if role == "consumer" and self.pub_sub:
+            run = dataclasses.replace(run, subscriber=self.subs[subscriber].name)
+        handle = start_worker(WorkerSpec(run, role, index, share, subscriber))
         self.workers.append(handle)
         return handle
 
@@ -211,9 +230,9 @@ class BrokerRun:
         if kind in ("delivered", "dead"):
             packed = array("Q")
             packed.frombytes(body)
-            add = (self._delivered if kind == "delivered" else self._dead).add
+            sub = self.subs[handle.spec.subscriber]
             for value in packed:
-                add(*unpack(value))
+                sub.add(kind, *unpack(value))
             return None
         if kind == "crashed":
             self.totals.errors += 1
@@ -252,7 +271,16 @@ class BrokerRun:
         if r.error_text:
             self.last_error = r.error_text
         if r.acked_seqs or r.sent:
-            self.ledger.record_acked(r.acked_seqs, r.sent)
+            for sub in self.subs:  # every subscription is owed every acked message
+                sub.ledger.record_acked(r.acked_seqs, r.sent)
+        if handle.role == "consumer":
+            sub = self.subs[handle.spec.subscriber]
+            sub.fold(r)
+            if r.e2e_hist:
+                delta = HdrHistogram.decode(r.e2e_hist)
+                sub.e2e_window.add(delta)
+                if self._past_warmup():
+                    sub.e2e_summary.add(delta)
         in_summary = self._past_warmup()
         for raw, window, whole_run in (
             (r.publish_hist, self.publish_window, self.publish_summary),
@@ -291,13 +319,14 @@ class BrokerRun:
         return rate_at(self.elapsed()) * self.multiplier
 
     def fold_pending(self) -> None:
-        """Move what consumers reported since the last snapshot into the ledger."""
-        self.ledger.record_delivered(self._delivered.export(), self._delivered.repeats)
-        self.ledger.record_dead_lettered(self._dead.export())
-        self._delivered, self._dead = SeqCollector(), SeqCollector()
+        """Move what consumers reported since the last snapshot into the ledgers."""
+        for sub in self.subs:
+            sub.fold_pending()
 
     def on_probe(self, probe: Probe) -> None:
-        """The broker's word on retention: name the messages it deleted."""
+        """The broker's word on each subscription's backlog, and on retention: name the
+        messages it deleted."""
+        self._depths(probe)
         if probe.dropped:
             packed = array("Q")
             packed.frombytes(probe.dropped)
@@ -306,6 +335,13 @@ class BrokerRun:
             below = self.positions.below(probe.retention_floor)
             if below:
                 self.ledger.record_retention_dropped(collect(below).export())
+
+    def _depths(self, probe: Probe) -> None:
+        if not self.pub_sub:
+            self.subs[0].on_depth(probe.depth)
+            return
+        for sub in self.subs:
+            sub.on_depth(probe.subscriber_depths.get(sub.name))
 
     def snapshot(self, now: float, network: dict[str, dict[str, float]]) -> BrokerSnapshot:
         """`network`: the network faults in force on the broker (the fault injector's)."""
@@ -325,7 +361,7 @@ class BrokerRun:
         backlog = sum(self._backlog.values())
         self.max_backlog = max(self.max_backlog, backlog)
         h = self.health
-        counts = self.final_counts or self.ledger.counts()
+        counts = self.counts()
         snap = BrokerSnapshot(
             broker=self.broker,
             phase=self.phase,
@@ -350,98 +386,60 @@ class BrokerRun:
             rss_bytes=h.rss_bytes,
             network=network,
             stream=self.stream.figures(counts) if self.stream else None,
+            subscribers=self._subscriber_snapshots(now) if self.pub_sub else (),
         )
         self.publish_window.reset()
         self.e2e_window.reset()
         return snap
 
+    def _subscriber_snapshots(self, now: float) -> tuple[SubscriberSnapshot, ...]:
+        out = []
+        for sub in self.subs:
+            processed = sub.totals.processed
+            rates = self._sub_rates.setdefault(sub.name, deque())
+            rates.append((now, processed))
+            while len(rates) > 2 and now - rates[1][0] >= RATE_WINDOW:
+                rates.popleft()
+            span = now - rates[0][0]
+            rate = (
+                (processed - rates[0][1]) / span if span > 0 and self.phase not in TERMINAL else 0.0
+            )
+            out.append(
+                SubscriberSnapshot(
+                    sub.name, rate, sub.depth, Latency.of(sub.e2e_window), sub.counts()
+                )
+            )
+            sub.e2e_window.reset()
+        return tuple(out)
+
     def drained(self) -> bool:
         """Everything acked is accounted for, and the broker holds nothing more."""
-        counts = self.ledger.counts()
-        return counts.in_flight == 0 and (self.health.probe.depth or 0) == 0
+        return all(sub.drained() for sub in self.subs)
 
     def result(self, series: list[dict], version: str | None) -> BrokerResult:
         """This broker's part of the run's results."""
-        counts = self.final_counts or self.ledger.counts()
-        problems = list(self.ledger.problems)
-        if counts.lost:
-            problems.append(self.loss_problem(counts.lost))
-        if not counts.adds_up():
-            problems.append("the ledger does not add up")
-        if self.phase is Phase.FAILED:
-            problems.append("the broker's part of the run failed; see events")
-        engine_counts = {
-            "sent": self.totals.sent,  # fire-and-forget's ledger counts from these
-            "failed": self.totals.failed,
-            "errors": self.totals.errors,
-            "poison_acked": self.totals.poison_acked,
-            "max_backlog": self.max_backlog,
-            "receive_calls": self.totals.receive_calls,
-            "empty_receives": self.totals.empty_receives,
-        }
-        per_second = self.per_second()
-        # The histograms themselves, so the summary can record their percentile ladder.
-        publish, e2e = self.publish_summary, self.e2e_summary
-        broker_summary = summary(
-            counts, series, per_second, self.recipe, publish, e2e, engine_counts, self.ran()
-        )
-        if self.stream:
-            broker_summary["stream"] = self.stream.result(self.ledger, self.t0_ns)
-        return BrokerResult(
-            broker=self.broker,
-            version=version,
-            client=self.adapter.client_version(),
-            settings=self.settings(),
-            summary=broker_summary,
-            series=series,
-            per_second=per_second,
-            problems=problems,
-            emulates=registry.get(self.broker).emulates,
-            settings_read=list(self.settings_read),
-        )
-
-    def settings(self) -> dict[str, str]:
-        """The adapter's settings, with what the recipe's pattern and polling were here."""
-        plugin = registry.get(self.broker)
-        out = {**self.adapter.settings(), "poll": self.polling()}
-        if self.recipe.forget:
-            out["pattern"] = f"fire-and-forget: {plugin.fire_and_forget}"
-        return out
-
-    def polling(self) -> str:
-        """How this broker's consumers asked for messages, in words."""
-        consumers = self.recipe.consumers
-        how = registry.get(self.broker).polling[consumers.poll]
-        if consumers.poll == "short":
-            return f"short, every {consumers.poll_interval:g}s: {how}"
-        return f"long: {how}"
+        return outcome.result(self, series, version)
 
     def ran(self) -> float:
         """Seconds of the schedule the producers ran: to the end, or to a stop."""
         return self.produced_for or self.elapsed()
 
     def loss_problem(self, lost: int) -> str:
-        """Lost acknowledged messages, said aloud: whether the durability setting predicted
-        it, or the broker broke its promise (said louder)."""
-        if self.recipe.forget:
-            return (
-                f"{lost:,} sent messages lost, as fire-and-forget expects: nobody waited "
-                "for the broker to take them"
-            )
-        expected = self.adapter.losses_expected()
-        if expected:
-            return f"{lost:,} acknowledged messages lost, as durability {expected}"
-        return (
-            f"BROKEN PROMISE: {lost:,} acknowledged messages lost although durability "
-            f"'{self.recipe.durability}' promises to keep every message the broker confirmed"
-        )
+        return outcome.loss_problem(self, lost)
 
     def finish(self, final_probe: Probe | None) -> LedgerCounts:
         self.fold_pending()
         if final_probe is not None:
             self.on_probe(final_probe)
-        depth = final_probe.depth if final_probe else None
-        self.final_counts = self.ledger.counts(depth=depth, final=True)
+        for sub in self.subs:
+            depth = None
+            if final_probe is not None:
+                depth = (
+                    final_probe.subscriber_depths.get(sub.name)
+                    if self.pub_sub
+                    else final_probe.depth
+                )
+            sub.finish(depth)
         if final_probe is not None:
             self.health.probe = final_probe
-        return self.final_counts
+        return self.counts()

@@ -32,7 +32,7 @@ class ConsumerWorker:
         self.adapter = registry.adapter_for(spec.run)
         self.reporter = Reporter(spec, out)
         self.tag = messages.run_tag(spec.run.run_id)
-        self.processing = recipe.consumers.processing_time
+        self.processing = recipe.processing_time(spec.run.subscriber)
         self.slow = 1.0
         self.t0_ns: int | None = None  # the run's clock zero, once producers start
         self.max_attempts = recipe.max_attempts

@@ -20,6 +20,7 @@ class WorkerSpec:
     role: str  # "producer" | "consumer"
     index: int
     share: float = 1.0  # producers: this one's fraction of the recipe's rate
+    subscriber: int = 0  # consumers: which of the run's subscriptions (BrokerRun.subs)
 
 
 @dataclass

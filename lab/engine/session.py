@@ -92,6 +92,9 @@ class Session:
         if mode not in MODES:
             raise LabError(f"unknown mode '{mode}': choose from {', '.join(MODES)}")
         names = registry.check(list(brokers) or list(recipe.brokers))
+        cannot = [registry.get(n).cannot(recipe.pattern) for n in names]
+        if any(cannot):
+            raise LabError("; ".join(c for c in cannot if c))
         schedule = [(f.at, Fault(f.action, f.broker or None, f.args)) for f in recipe.faults]
         schedule = sorted([*schedule, *faults], key=lambda item: item[0])
         self.recipe, self.mode = recipe, mode

@@ -1,11 +1,12 @@
 """A run as a Markdown summary: one column per broker, the ledger and the figures that matter."""
 
-from lab.results import RunResult, alarming, summary_rows
+from lab.results import RunResult, alarming, columns, summary_rows
 
 
 def to_markdown(result: RunResult) -> str:
     recipe = result.recipe
     brokers = list(result.brokers.values())
+    shown = columns(result)
     env = result.environment
     lines = [
         f"# Broker Lab run {result.run_id}",
@@ -15,14 +16,11 @@ def to_markdown(result: RunResult) -> str:
         f"{recipe['durability']}), {result.mode} mode, started {result.started_at}, "
         f"{env['runtime']} runtime on {env['cpu_count']} CPUs.",
         "",
-        "| | " + " | ".join(b.broker for b in brokers) + " |",
-        "|---|" + "---:|" * len(brokers),
+        "| | " + " | ".join(name for name, _ in shown) + " |",
+        "|---|" + "---:|" * len(shown),
     ]
     for label, fmt in summary_rows(result):
-        cells = [
-            f"**{fmt(b.summary)}**" if alarming(label, b.summary) else fmt(b.summary)
-            for b in brokers
-        ]
+        cells = [f"**{fmt(s)}**" if alarming(label, s) else fmt(s) for _, s in shown]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", "## Versions and settings", ""]
     for b in brokers:

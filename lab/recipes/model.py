@@ -11,8 +11,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-PATTERNS = ("work-queue", "fire-and-forget")
-PLANNED_PATTERNS = ("pub-sub", "request-reply")
+PATTERNS = ("work-queue", "pub-sub", "fire-and-forget")
+PLANNED_PATTERNS = ("request-reply",)
 PROFILES = ("steady", "ramp", "spike", "curve")
 SIZE_DISTRIBUTIONS = ("fixed", "uniform")
 DURABILITY = ("fast", "safe")
@@ -78,6 +78,17 @@ class Consumers:
     # waiting, once every poll_interval, the way a database is polled as a queue.
     poll: str = _f("long", choices=POLLING)
     poll_interval: float = _f(1.0, min=0.001, max=3600, unit="s")
+
+
+@dataclass(frozen=True)
+class Subscribers:
+    """[subscribers], pub-sub only: `count` independent subscriptions, each receiving
+    every message with its own [consumers]. The last `slow` of them take
+    `slow_processing_time` per message, so a slow subscriber shows next to fast ones."""
+
+    count: int = _f(1, min=1, max=16)
+    slow: int = _f(0, min=0, max=16)
+    slow_processing_time: float = _f(0.0, min=0, max=60, unit="s")
 
 
 @dataclass(frozen=True)
@@ -177,6 +188,7 @@ class Recipe:
     message: MessageSize = _f(MessageSize())
     producers: Producers = _f(Producers())
     consumers: Consumers = _f(Consumers())
+    subscribers: Subscribers = _f(Subscribers())
     retention: Retention = _f(Retention())
     faults: tuple[Fault, ...] = _f(())
     stream: Stream = _f(Stream())
@@ -192,6 +204,21 @@ class Recipe:
         out = {k: _plain(v) for k, v in data.items()}
         out.update({name: _plain(section) for name, section in options.items()})
         return out
+
+    def subscriber_names(self) -> tuple[str, ...]:
+        """The run's subscriptions: ("",) outside pub-sub (one group, no name); in pub-sub
+        sub-1, sub-2, ... and then slow-1, ... for the slow ones."""
+        if self.pattern != "pub-sub":
+            return ("",)
+        s = self.subscribers
+        fast = [f"sub-{i + 1}" for i in range(s.count - s.slow)]
+        return (*fast, *(f"slow-{i + 1}" for i in range(s.slow)))
+
+    def processing_time(self, subscriber: str) -> float:
+        """Simulated work per message for this subscriber's consumers."""
+        if subscriber.startswith("slow-"):
+            return self.subscribers.slow_processing_time
+        return self.consumers.processing_time
 
     @property
     def forget(self) -> bool:

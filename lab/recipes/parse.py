@@ -278,11 +278,30 @@ def _check_whole(recipe: Recipe, source: str) -> None:
         )
     for i, fault in enumerate(recipe.faults):
         _check_fault(fault, source, f"faults[{i}]", recipe.duration)
+    _check_subscribers(recipe, source)
     from lab.stream.check import problem  # the stream package owns its rules
 
     found = problem(recipe.stream)
     if found:
         raise _fail(source, *found)
+
+
+def _check_subscribers(recipe: Recipe, source: str) -> None:
+    subs = recipe.subscribers
+    if recipe.pattern != "pub-sub":
+        if subs != type(subs)():
+            raise _fail(source, "subscribers", 'subscriptions need pattern = "pub-sub"')
+        return
+    if subs.slow > subs.count:
+        raise _fail(source, "subscribers.slow", f"{subs.slow} of {subs.count} subscribers")
+    r = recipe.retention
+    if r.max_age or r.max_messages or r.max_bytes:
+        raise _fail(source, "retention", "retention limits with pub-sub are not built yet")
+    if recipe.stream.on:
+        raise _fail(source, "stream", "a [stream] stage does not run on pub-sub yet")
+    if recipe.poison_share:
+        # Some brokers retry by republishing to the topic, which every subscriber reads.
+        raise _fail(source, "poison_share", "poison messages with pub-sub are not built yet")
 
 
 def _check_fault(fault: Fault, source: str, name: str, duration: float) -> None:

@@ -8,7 +8,7 @@ from importlib import resources
 
 from lab import __version__
 from lab.report.data import TIME_CHARTS, run_data
-from lab.results import RunResult, alarming, summary_rows
+from lab.results import RunResult, alarming, columns, summary_rows
 
 STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #222; max-width: 1900px; }
@@ -173,19 +173,19 @@ def _when(iso: str) -> str:
 
 
 def _ledger(r: RunResult) -> str:
-    brokers = list(r.brokers.values())
+    shown = columns(r)
     rows = []
     for label, fmt in summary_rows(r):
         cells = [f"<td>{_e(label)}</td>"]
-        for b in brokers:
+        for _, summary in shown:
             try:
-                text, alarm = fmt(b.summary), alarming(label, b.summary)
+                text, alarm = fmt(summary), alarming(label, summary)
             except (KeyError, TypeError, ValueError):
                 text, alarm = "-", False  # a figure this (older) file did not record
             cls = "num alarm" if alarm else "num"
             cells.append(f'<td class="{cls}">{_e(text)}</td>')
         rows.append(cells)
-    return _table([""] + [_e(b.broker) for b in brokers], rows)
+    return _table([""] + [_e(name) for name, _ in shown], rows)
 
 
 def _events(r: RunResult) -> str:

@@ -5,6 +5,7 @@ import pytest
 
 from lab import brokers as registry
 from lab.engine.session import Session
+from lab.errors import LabError
 from lab.recipes import parse
 
 pytestmark = pytest.mark.brokers
@@ -77,7 +78,9 @@ def polling_run(session_lab, poll: str, interval: float) -> dict:
 
 
 def test_short_polling_pays_in_latency_and_long_polling_in_calls(session_lab):
-    interval = 0.5
+    # Kinesis has no server-side wait: its "long" poll is its read cadence (about 0.2 s
+    # here), so the interval is long enough for that to count as fast.
+    interval = 1.0
     short = polling_run(session_lab, "short", interval)
     long = polling_run(session_lab, "long", interval)
     for name in BROKERS:
@@ -93,3 +96,51 @@ def test_short_polling_pays_in_latency_and_long_polling_in_calls(session_lab):
         assert s["receive_calls"] < lo["receive_calls"], (name, s, lo)
         assert short[name].settings["poll"].startswith(f"short, every {interval:g}s: ")
         assert long[name].settings["poll"].startswith("long: ")
+
+
+PUB_SUB = [n for n, p in registry.plugins().items() if "pub-sub" in p.patterns]
+
+
+def test_fan_out_owes_every_message_to_every_subscriber_and_shows_the_slow_one(session_lab):
+    for broker in PUB_SUB:
+        session_lab.endpoint(broker)
+    recipe = {
+        "name": "fan-out",
+        "pattern": "pub-sub",
+        "duration": "8s",
+        "warmup": "1s",
+        "rate": {"rate": 250},
+        # 200 msgs/s of capacity for slow-1: its backlog grows by 50 a second.
+        "subscribers": {"count": 3, "slow": 1, "slow_processing_time": "5ms"},
+    }
+    session = Session(session_lab.runtime, stop_started_brokers=False)
+    try:
+        session.start(parse(recipe), PUB_SUB)
+        snaps = list(session.snapshots())
+        result = session.wait(timeout=300)
+    finally:
+        session.close()
+    assert result is not None
+    for name in PUB_SUB:
+        b = result.brokers[name]
+        subs = b.summary["subscribers"]
+        assert list(subs) == ["sub-1", "sub-2", "slow-1"], (name, subs)
+        for sub, s in subs.items():
+            assert s["adds_up"] and s["acked"] == s["delivered"] == 2000, (name, sub, s)
+            assert s["lost"] == s["duplicates"] == 0, (name, sub, s)
+        assert subs["slow-1"]["max_lag"] > 5 * max(subs["sub-1"]["max_lag"], 20), (name, subs)
+        # The broker's ledger is the sum: each message owed once to each subscriber.
+        assert b.summary["acked"] == 3 * 2000 and b.summary["adds_up"], b.summary
+        live = [s for snap in snaps for s in snap.brokers if s.broker == name and s.subscribers]
+        assert {sub.name for sub in live[-1].subscribers} == set(subs), live[-1]
+        assert max(sub.lag or 0 for s in live for sub in s.subscribers if sub.name == "slow-1") > 0
+
+
+def test_a_broker_without_pub_sub_says_so_in_one_line_before_the_run(session_lab):
+    others = [n for n in BROKERS if n not in PUB_SUB]
+    session = Session(session_lab.runtime, stop_started_brokers=False)
+    with pytest.raises(LabError) as err:
+        session.start(parse({"pattern": "pub-sub", "subscribers": {"count": 2}}), others)
+    session.close()
+    assert "\n" not in str(err.value)
+    assert f"{others[0]} does not run the pub-sub pattern yet" in str(err.value)

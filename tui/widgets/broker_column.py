@@ -69,6 +69,8 @@ class BrokerColumn(Vertical):
     BrokerColumn #rest { height: 6; }
     BrokerColumn #features { height: 5; display: none; margin-top: 1; }
     BrokerColumn #features.-on { display: block; }
+    BrokerColumn #subscribers { height: auto; display: none; margin-top: 1; }
+    BrokerColumn #subscribers.-on { display: block; }
     BrokerColumn Readout { text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
@@ -91,12 +93,14 @@ class BrokerColumn(Vertical):
                 yield Sparkline([], id=f"{name}-spark")
         yield Readout(id="rest")
         yield Readout(id="features")  # shown for runs with a [stream] stage
+        yield Readout(id="subscribers")  # shown for pub-sub runs
 
     def on_mount(self) -> None:
         # Looked up once: show() runs twice a second for every column.
         self._state = self.query_one("#state", Readout)
         self._rest = self.query_one("#rest", Readout)
         self._features = self.query_one("#features", Readout)
+        self._subscribers = self.query_one("#subscribers", Readout)
         self._metrics = {
             name: (
                 self.query_one(f"#{name}-value", Readout),
@@ -133,6 +137,27 @@ class BrokerColumn(Vertical):
             # Set once: a run has a stream stage from its first Snapshot to its last.
             self._features.set_class(True, "-on")
             self._features.show(features_text(b.stream))
+        if b.subscribers:
+            self._subscribers.set_class(True, "-on")
+            self._subscribers.show(_subscribers(b))
+
+
+def _subscribers(b: BrokerSnapshot) -> Text:
+    """One line per subscription: a slow subscriber shows next to the fast ones."""
+    lines = [Text("subscriber   recv/s     lag   e2e p99  delivered", style="dim")]
+    for sub in b.subscribers:
+        lag = Text(f"{n(sub.lag):>7}", style="yellow" if sub.lag else "")
+        p99 = ms(sub.e2e.p99) if sub.e2e.count else "-"
+        lines.append(
+            Text.assemble(
+                f"{sub.name:<10} {n(sub.consume_rate):>8} ",
+                lag,
+                f" {p99:>9}",
+                f"  {sub.ledger.delivered:,}",
+                (f"  lost {sub.ledger.lost:,}", "bold red") if sub.ledger.lost else "",
+            )
+        )
+    return Text("\n").join(lines)
 
 
 def _lat(label: str, p50: float, p99: float, measured: bool) -> Text:

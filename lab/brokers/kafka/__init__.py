@@ -24,6 +24,7 @@ class KafkaPlugin(BrokerPlugin):
     name = "kafka"
     display = "Kafka"
     order = 10
+    patterns = ("work-queue", "pub-sub", "fire-and-forget")
     fire_and_forget = "acks=0: the producer does not wait for the broker at all"
     polling = {
         "long": (

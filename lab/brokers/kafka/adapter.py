@@ -57,7 +57,8 @@ class KafkaAdapter(BrokerAdapter):
         self._client = spec.options.client
         self._partitions = [TopicPartition(spec.queue, n) for n in range(spec.recipe.partitions)]
         self._probe_lists: tuple[list[TopicPartition], ...] | None = None
-        self._watcher: confluent_kafka.Consumer | None = None
+        # Offset readers by group: pub-sub has a group per subscriber.
+        self._watchers: dict[str, confluent_kafka.Consumer] = {}
 
     def _admin(self) -> AdminClient:
         """A new admin client for each provision, teardown and redrive, never kept: after
@@ -86,11 +87,16 @@ class KafkaAdapter(BrokerAdapter):
         """The probes' one client, made on first use: a consumer that only reads offsets.
         AdminClient.list_offsets would do too, but keeps failing (FENCED_LEADER_EPOCH)
         once the broker restarted."""
-        if self._watcher is None:
-            self._watcher = confluent_kafka.Consumer(self._consumer_config())
+        return self._watcher_of(self.spec.group)
+
+    def _watcher_of(self, group: str) -> confluent_kafka.Consumer:
+        watcher = self._watchers.get(group)
+        if watcher is None:
+            config = {**self._consumer_config(), "group.id": group}
+            watcher = self._watchers[group] = confluent_kafka.Consumer(config)
         # Log lines reach the logger only while the client is polled.
-        self._watcher.poll(0)
-        return self._watcher
+        watcher.poll(0)
+        return watcher
 
     def _reader(self) -> confluent_kafka.Consumer:
         """A consumer that reads the DLQ by assign(), made for one browse or redrive."""
@@ -178,29 +184,38 @@ class KafkaAdapter(BrokerAdapter):
             partitions, end_of, start_of = self._probe_lists or self._make_probe_lists(left())
             *ends, dlq_end = watcher.offsets_for_times(end_of, timeout=left())
             *starts, dlq_start = watcher.offsets_for_times(start_of, timeout=left())
-            done = watcher.committed(partitions, timeout=left())
+            subscribers = self.spec.subscribers
+            done = {
+                sub: self._watcher_of(self.spec.group_of(sub)).committed(partitions, timeout=left())
+                for sub in subscribers
+            }
         except KafkaException as e:
             raise BrokerError(f"Kafka probe: {reason(e)}") from e
-        for tp in (*ends, *starts, *done, dlq_end, dlq_start):
+        every_done = [tp for offsets in done.values() for tp in offsets]
+        for tp in (*ends, *starts, *every_done, dlq_end, dlq_start):
             if tp.error is not None:
                 where = f"{tp.topic} partition {tp.partition}"
                 raise BrokerError(f"Kafka probe: {where}: {tp.error.str()}")
         high = {tp.partition: tp.offset for tp in ends}
         # Log start offsets: what retention deleted from offsets that began at 0.
         low = {tp.partition: tp.offset for tp in starts}
-        # Nothing committed yet (a negative offset) counts from the oldest message held.
-        committed = {tp.partition: tp.offset for tp in done}
-        depth = sum(max(0, high[n] - max(low[n], committed.get(n, -1))) for n in high)
+        depths, committed_total = {}, 0
+        for sub, offsets in done.items():
+            # Nothing committed yet (a negative offset) counts from the oldest message held.
+            committed = {tp.partition: tp.offset for tp in offsets}
+            depths[sub] = sum(max(0, high[n] - max(low[n], committed.get(n, -1))) for n in high)
+            committed_total += sum(off for off in committed.values() if off >= 0)
         retained = kafka_dlq.has_retention(self.spec.recipe)
         return Probe(
-            depth=depth,
+            depth=sum(depths.values()),
+            subscriber_depths=depths if self.spec.recipe.pattern == "pub-sub" else {},
             dead_letters=dlq_end.offset - dlq_start.offset,
             # Records, not messages: retried copies that retention deleted count too.
             retention_dropped=sum(low.values()) if retained else None,
             retention_floor=low if retained else {},
             detail={
                 "end_offsets": sum(high.values()),
-                "committed": sum(off for off in committed.values() if off >= 0),
+                "committed": committed_total,
             },
         )
 
@@ -241,12 +256,14 @@ class KafkaAdapter(BrokerAdapter):
                     raise BrokerError(f"deleting Kafka topic {name}: {reason(e)}") from e
         for name in topics:
             self._await_topic(admin, name, None)
-        groups = admin.delete_consumer_groups([self.spec.group], request_timeout=10)
-        try:
-            groups[self.spec.group].result()
-        except KafkaException as e:
-            # No consumer ever joined, or one is still connected: nothing worth failing for.
-            CLIENT_LOG.info("kafka group %s not deleted: %s", self.spec.group, reason(e))
+        names = [self.spec.group_of(sub) for sub in self.spec.subscribers]
+        groups = admin.delete_consumer_groups(names, request_timeout=10)
+        for name, future in groups.items():
+            try:
+                future.result()
+            except KafkaException as e:
+                # No consumer ever joined, or one is still connected: nothing worth failing for.
+                CLIENT_LOG.info("kafka group %s not deleted: %s", name, reason(e))
 
     def dead_letters(self, limit: int) -> list[DeadLetter]:
         reader = self._reader()
@@ -339,6 +356,6 @@ class KafkaAdapter(BrokerAdapter):
         return ConfluentConsumer(self.spec, consumer_id)
 
     def close(self) -> None:
-        if self._watcher is not None:
-            self._watcher.close()
-            self._watcher = None
+        for watcher in self._watchers.values():
+            watcher.close()
+        self._watchers = {}

@@ -21,6 +21,7 @@ class RedisPlugin(BrokerPlugin):
     name = "redis"
     display = "Redis Streams"
     order = 30
+    patterns = ("work-queue", "pub-sub", "fire-and-forget")
     fire_and_forget = "XADD on a connection with CLIENT REPLY OFF: Redis answers nothing"
     polling = {
         "long": "XREADGROUP ... BLOCK 100",

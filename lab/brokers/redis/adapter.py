@@ -84,7 +84,9 @@ class RedisAdapter(BrokerAdapter):
     def provision(self) -> None:
         self.apply_durability()
         try:
-            self.admin.xgroup_create(self.spec.queue, self.spec.group, id="0", mkstream=True)
+            for subscriber in self.spec.subscribers:  # pub-sub: a group per subscriber
+                group = self.spec.group_of(subscriber)
+                self.admin.xgroup_create(self.spec.queue, group, id="0", mkstream=True)
         except redis.RedisError as exc:
             raise BrokerError(f"redis: provisioning {self.spec.queue} failed: {exc}") from exc
 
@@ -120,23 +122,31 @@ class RedisAdapter(BrokerAdapter):
             return Probe(depth=None)  # no stream: nothing was sent, or Redis lost it all
         except redis.RedisError as exc:
             raise BrokerError(str(exc)) from exc
-        group = next((g for g in groups if text(g["name"]) == self.spec.group), None)
-        if group is None:
-            return Probe(depth=None, dead_letters=dead)
-        pending = int(group["pending"])
+        by_name = {text(g["name"]): g for g in groups}
+        depths: dict[str, int] = {}
+        for subscriber in self.spec.subscribers:
+            group = by_name.get(self.spec.group_of(subscriber))
+            if group is None:
+                return Probe(depth=None, dead_letters=dead)
+            depths[subscriber] = self._group_depth(group)
+        retained = self._has_retention()
+        return Probe(
+            depth=sum(depths.values()),
+            dead_letters=dead,
+            retention_dropped=(info["entries-added"] - info["length"]) if retained else None,
+            retention_floor={0: self._floor(info)} if retained else {},
+            subscriber_depths=depths if self.spec.recipe.pattern == "pub-sub" else {},
+        )
+
+    def _group_depth(self, group: dict) -> int:
+        """What a group has not finished: entries it has not read, and pending ones."""
         lag = group.get("lag")
         if lag is None:
             # Redis cannot tell the lag once entries were trimmed past the group's
             # position; count what it has not read yet (at most the stream's length).
-            lag = len(self.admin.xrange(stream, _after(group["last-delivered-id"]), "+"))
-        retained = self._has_retention()
-        return Probe(
-            depth=int(lag) + pending,
-            dead_letters=dead,
-            retention_dropped=(info["entries-added"] - info["length"]) if retained else None,
-            retention_floor={0: self._floor(info)} if retained else {},
-            detail={"pending": pending, "lag": int(lag)},
-        )
+            after = _after(group["last-delivered-id"])
+            lag = len(self.admin.xrange(self.spec.queue, after, "+"))
+        return int(lag) + int(group["pending"])
 
     def _has_retention(self) -> bool:
         r = self.spec.recipe.retention
