@@ -8,6 +8,7 @@ do that, identically for every broker. They read the lab's message header (lab/m
 only to name messages the broker itself dropped or dead-lettered.
 """
 
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,6 +198,24 @@ class ProducerClient(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional
         """Release the connection."""
+
+
+class SynchronousProducer(ProducerClient):
+    """A client whose send() returns with the broker's answer (Redis, PostgreSQL, the
+    HTTP APIs): send appends to `_acks`, poll and flush hand them out. Nothing is ever in
+    flight between calls, so an empty poll just waits out its timeout."""
+
+    def __init__(self) -> None:
+        self._acks: list[Ack] = []
+
+    def poll(self, timeout: float) -> list[Ack]:
+        acks, self._acks = self._acks, []
+        if not acks and timeout > 0:
+            time.sleep(timeout)
+        return acks
+
+    def flush(self, timeout: float) -> list[Ack]:
+        return self.poll(0)
 
 
 class ConsumerClient(ABC):

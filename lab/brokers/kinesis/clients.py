@@ -11,8 +11,8 @@ from lab.brokers.contract import (
     DeadLetterInfo,
     Delivery,
     Outgoing,
-    ProducerClient,
     RunSpec,
+    SynchronousProducer,
 )
 from lab.brokers.kinesis import dlq as kinesis_dlq
 from lab.brokers.kinesis import streams
@@ -23,7 +23,7 @@ MAX_DATA = streams.MAX_RECORD - kinesis_dlq.ENVELOPE_ROOM
 CLAIM_EVERY = 1.0  # seconds between lease renewals of a consumer the engine did not assign
 
 
-class KinesisProducer(ProducerClient):
+class KinesisProducer(SynchronousProducer):
     """PutRecords, synchronously: a record is acked once the call returned its sequence
     number. Records go to the shards in turn (ExplicitHashKey), so every shard gets the
     same share, as the other brokers' partitions do."""
@@ -35,7 +35,7 @@ class KinesisProducer(ProducerClient):
         self.key_prefix = f"p{producer_id}-"
         self.shards = streams.shards(self.client, self.stream)  # connects, before ready
         self._next = producer_id  # producers start on different shards
-        self._acks: list[Ack] = []
+        super().__init__()
 
     def send(self, batch: list[Outgoing]) -> None:
         fits = []
@@ -81,15 +81,6 @@ class KinesisProducer(ProducerClient):
                 self._acks.append(
                     Ack(msg.seq, msg.intended_ns, True, None, partition, position(sequence))
                 )
-
-    def poll(self, timeout: float) -> list[Ack]:
-        acks, self._acks = self._acks, []
-        if not acks and timeout > 0:
-            time.sleep(timeout)
-        return acks
-
-    def flush(self, timeout: float) -> list[Ack]:
-        return self.poll(0)
 
     def close(self) -> None:
         self.client.close()

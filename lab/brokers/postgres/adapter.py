@@ -23,7 +23,6 @@ mode holds no row locks, so retention can delete a row a polling consumer is pro
 """
 
 import contextlib
-import time
 
 import psycopg
 from psycopg import sql
@@ -38,6 +37,7 @@ from lab.brokers.contract import (
     Probe,
     ProducerClient,
     RunSpec,
+    SynchronousProducer,
     dead_letter_of,
 )
 from lab.brokers.postgres import dlq as pgdlq
@@ -236,7 +236,7 @@ class PostgresAdapter(BrokerAdapter):
         self._admin = None
 
 
-class PostgresProducer(ProducerClient):
+class PostgresProducer(SynchronousProducer):
     """Each send is one transaction: COPY the batch, NOTIFY, COMMIT. The commit is the ack."""
 
     def __init__(self, spec: RunSpec, producer_id: int, sync_commit: str) -> None:
@@ -247,7 +247,7 @@ class PostgresProducer(ProducerClient):
         table = sql.Identifier(pgdlq.pg_name(spec))
         self._copy = sql.SQL("COPY {} (payload) FROM STDIN (FORMAT BINARY)").format(table)
         self._channel = pgdlq.pg_name(spec)
-        self._acks: list[Ack] = []
+        super().__init__()
 
     def send(self, batch: list[Outgoing]) -> None:
         if not batch:
@@ -271,15 +271,6 @@ class PostgresProducer(ProducerClient):
                 self._conn.rollback()
             raise BrokerError(f"postgres: {step} of {len(batch)} messages failed: {exc}") from exc
         self._acks += [Ack(msg.seq, msg.intended_ns, True) for msg in batch]
-
-    def poll(self, timeout: float) -> list[Ack]:
-        acks, self._acks = self._acks, []
-        if not acks and timeout > 0:
-            time.sleep(timeout)  # nothing is in flight: no ack can arrive
-        return acks
-
-    def flush(self, timeout: float) -> list[Ack]:
-        return self.poll(0)
 
     def close(self) -> None:
         _close(self._conn)

@@ -4,7 +4,7 @@ import time
 
 import redis
 
-from lab.brokers.contract import Ack, BrokerError, Outgoing, ProducerClient
+from lab.brokers.contract import Ack, BrokerError, Outgoing, SynchronousProducer
 
 FIELD = b"d"
 SEQ_BITS = 20  # an entry id "ms-seq" as one sortable number: ms << 20 | seq
@@ -29,7 +29,7 @@ def entry_payload(fields: list | None) -> bytes | None:
     return dict(zip(fields[::2], fields[1::2], strict=True)).get(FIELD)
 
 
-class RedisProducer(ProducerClient):
+class RedisProducer(SynchronousProducer):
     """XADDs of a batch in one write on a connection of its own, replies read in order.
 
     redis-py's Pipeline costs about twice as much CPU per command (a command stack,
@@ -41,7 +41,7 @@ class RedisProducer(ProducerClient):
         self.stream = stream
         self.trim = trim
         self.max_age_ms = int(max_age * 1000)
-        self._acks: list[Ack] = []
+        super().__init__()
         self._conn: redis.connection.AbstractConnection | None = None
         try:
             client.ping()  # redis-py connects lazily; connect before saying ready
@@ -96,15 +96,6 @@ class RedisProducer(ProducerClient):
                 self._acks.append(Ack(msg.seq, msg.intended_ns, False, str(result)))
             else:
                 self._acks.append(Ack(msg.seq, msg.intended_ns, True, None, 0, position(result)))
-
-    def poll(self, timeout: float) -> list[Ack]:
-        acks, self._acks = self._acks, []
-        if not acks and timeout > 0:
-            time.sleep(timeout)
-        return acks
-
-    def flush(self, timeout: float) -> list[Ack]:
-        return self.poll(0)
 
     def close(self) -> None:
         if self._conn is not None:
