@@ -1,6 +1,7 @@
 """`lab report` in a real browser: Debian's Chromium renders the HTML with no network, and
 every chart draws its data; old results files (without percentiles) still render."""
 
+import json
 import subprocess
 import sys
 
@@ -41,6 +42,17 @@ def test_two_runs_side_by_side_on_shared_axes(tmp_path):
     for kind, (a, b) in by_kind.items():
         assert a["yMax"] == b["yMax"] and a["xRange"] == b["xRange"], kind
     assert "A · quickstart" in r.text and "B · morning-day" in r.text
+
+
+def test_latency_over_many_decades_labels_the_ones_that_fit(tmp_path):
+    # A backlog takes end-to-end latency from a fraction of a millisecond to a minute: the
+    # log axis has no room for every decade's label, and uPlot leaves some out.
+    data = json.loads(CAPACITY.read_text())
+    e2e = data["brokers"]["redis"]["summary"]["e2e_latency_ms"]
+    e2e["percentiles"] = [[p, 0.01 * 10 ** (i * 7 / 10)] for i, p in enumerate(range(10, 101, 9))]
+    path = tmp_path / "decades.json"
+    path.write_text(json.dumps(data))
+    assert_drawn(render(write_report([path], tmp_path / "r.html"), tmp_path / "p"), CHARTS_PER_RUN)
 
 
 def test_the_report_predicts_the_backlog_of_a_run_with_a_processing_time():
