@@ -232,6 +232,15 @@ SUMMARY_ROWS: list[tuple[str, Callable[[dict], str]]] = [
 ]
 
 
+# Request-reply runs: the requests' ledger beside the messages' (lab/engine/requests.py).
+REQUEST_ROWS: list[tuple[str, Callable[[dict], str]]] = [
+    ("round trip p50 / p99 / max (ms)", lambda s: _pair(s["round_trip_ms"])),
+    ("replied / timed out", lambda s: f"{s['replied']:,} / {s['timed_out']:,}"),
+    ("late / duplicate replies", lambda s: f"{s['late_replies']:,} / {s['duplicate_replies']:,}"),
+    ("held back (window full)", lambda s: f"{s['held_back']:,}"),
+]
+
+
 def columns(result: "RunResult") -> list[tuple[str, dict]]:
     """The comparison's columns: one per broker, or in pub-sub one per subscriber
     ("redis sub-1"), since each subscriber has a ledger of its own."""
@@ -248,7 +257,12 @@ def columns(result: "RunResult") -> list[tuple[str, dict]]:
 def summary_rows(result: "RunResult") -> list[tuple[str, Callable[[dict], str]]]:
     """SUMMARY_ROWS, and the stream stage's rows when a broker of the run had one."""
     streams = any(b.summary.get("stream") for b in result.brokers.values())
-    return SUMMARY_ROWS + (stream_summary.STREAM_ROWS if streams else [])
+    requests = any("round_trip_ms" in b.summary for b in result.brokers.values())
+    return (
+        SUMMARY_ROWS
+        + (REQUEST_ROWS if requests else [])
+        + (stream_summary.STREAM_ROWS if streams else [])
+    )
 
 
 def alarming(label: str, summary: dict) -> bool:
@@ -257,5 +271,6 @@ def alarming(label: str, summary: dict) -> bool:
     return (
         (label == "lost" and summary["lost"] > 0)
         or (label == "ledger adds up" and not summary["adds_up"])
+        or (label == "replied / timed out" and summary["timed_out"] > 0)
         or stream_summary.alarming(label, summary)
     )

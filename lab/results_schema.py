@@ -40,6 +40,7 @@ LEDGER += ("retention_dropped", "in_flight", "lost")
 MAYBE_COUNT = {"type": ["integer", "null"]}
 MAYBE = {"type": ["object", "null"]}  # merged into an object's schema: or null
 TRIGGERS = ("fired", "expected", "missed", "spurious", "duplicated")
+REQUESTS = ("replied", "timed_out", "late_replies", "duplicate_replies", "held_back")
 P50_P99 = obj({"p50": MAYBE_NUMBER, "p99": MAYBE_NUMBER}, {"count": COUNT})
 # A broker's [stream] stage compared with the truth (lab/stream/summary.py). Parts the
 # recipe left off are null.
@@ -73,8 +74,13 @@ SUMMARY = obj(
         "receive_calls": COUNT,
         "empty_receives": COUNT,
         "stream": STREAM | MAYBE,
+        # Request-reply (lab/engine/requests.py): with a round trip come its counts.
+        "round_trip_ms": LATENCY,
+        **dict.fromkeys(REQUESTS, COUNT),
+        "requests_add_up": {"type": "boolean"},
     },
 )
+SUMMARY["dependentRequired"] = {"round_trip_ms": [*REQUESTS, "requests_add_up"]}
 # Pub-sub: each subscriber's summary, with the same fields as the broker's.
 SUMMARY["properties"]["subscribers"] = {"type": "object", "additionalProperties": dict(SUMMARY)}
 POINT = obj(

@@ -71,6 +71,10 @@ class RunSpec:
         """The run's subscriptions: ("",) unless the recipe is pub-sub."""
         return self.recipe.subscriber_names()
 
+    def reply_to(self, requester: int) -> str:
+        """Request-reply: one requester's reply address (stream, topic, queue)."""
+        return f"{self.queue}.reply-{requester}"
+
     def group_of(self, subscriber: str) -> str:
         """The consumer group (subscription) of one subscriber, for provisioning."""
         return f"lab-{self.run_id}-{subscriber or 'consumers'}"
@@ -251,6 +255,30 @@ class ConsumerClient(ABC):
         """Release the connection."""
 
 
+class ReplySender(ABC):
+    """A responder's way back to the requesters (request-reply)."""
+
+    @abstractmethod
+    def send(self, replies: list[tuple[int, bytes]]) -> None:
+        """(requester, reply) pairs, to each requester's reply address; returns once the
+        broker has them all. The worker replies before it acks the requests, so a crash
+        in between answers a request twice rather than never."""
+
+    def close(self) -> None:  # noqa: B027 - optional
+        """Release the connection."""
+
+
+class ReplyReceiver(ABC):
+    """One requester's reply address (request-reply)."""
+
+    @abstractmethod
+    def receive(self, timeout: float) -> list[bytes]:
+        """The replies that arrived, waiting up to `timeout` seconds for the first."""
+
+    def close(self) -> None:  # noqa: B027 - optional
+        """Release the connection."""
+
+
 class BrokerAdapter(ABC):
     def __init__(self, spec: RunSpec) -> None:
         self.spec = spec
@@ -292,6 +320,16 @@ class BrokerAdapter(ABC):
     @abstractmethod
     def consumer(self, consumer_id: int) -> ConsumerClient:
         """A consumer in the run's group, created inside a worker process."""
+
+    def replier(self, consumer_id: int) -> ReplySender:
+        """Request-reply: how a responder answers, created inside its worker process.
+        Brokers whose plugin lists "request-reply" in `patterns` implement it."""
+        raise NotImplementedError
+
+    def replies(self, producer_id: int) -> ReplyReceiver:
+        """Request-reply: the requester's reply address, read from where it was when
+        provision() ran (it exists before the first request)."""
+        raise NotImplementedError
 
     def client_version(self) -> str:
         """Name and version of the client library this adapter uses."""

@@ -79,6 +79,8 @@ class BrokerPlugin:
     patterns: ClassVar[tuple[str, ...]] = ("work-queue", "fire-and-forget")
     # What fire-and-forget is on this broker: its nearest send without an acknowledgement.
     fire_and_forget: ClassVar[str] = "the client's send, its answer ignored"
+    # Where request-reply's replies go on this broker (its reply address).
+    request_reply: ClassVar[str] = ""
     # What [consumers] poll = "long" and "short" are on this broker, for the results.
     polling: ClassVar[Mapping[str, str]] = {
         "long": "a receive that waits on the server for the first message",

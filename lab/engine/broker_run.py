@@ -19,6 +19,7 @@ from lab.engine.control import Assign, Burst, Crash, SetMultiplier, Slow, Start
 from lab.engine.pacing import rate_function
 from lab.engine.positions import PositionIndex, collect
 from lab.engine.reporting import Report, WorkerSpec
+from lab.engine.requests import RequestTally
 from lab.engine.subscription import Subscription, summed
 from lab.engine.workers import WorkerHandle, reap, start_worker
 from lab.errors import LabError
@@ -99,6 +100,7 @@ class BrokerRun:
         self.started_at: float | None = None  # session seconds
         self.finished_at: float | None = None
         self.stream = StreamRun.of(spec)  # the [stream] stage's engine side, if any
+        self.requests = RequestTally() if self.recipe.request_reply else None
 
     # --- workers ---------------------------------------------------------------------
 
@@ -293,6 +295,8 @@ class BrokerRun:
                     whole_run.add(delta)
         if handle.role == "producer":
             self._backlog[handle.index] = r.backlog
+            if self.requests:
+                self.requests.fold(r, in_summary)
         self.by_second["sent"].update(r.sent_by_second)
         self.by_second["acked"].update(r.acked_by_second)
         self.by_second["processed"].update(r.processed_by_second)

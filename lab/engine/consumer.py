@@ -9,7 +9,13 @@ from multiprocessing.connection import Connection
 
 from lab import brokers as registry
 from lab import messages
-from lab.brokers.contract import BrokerError, ConsumerClient, DeadLetterInfo, Delivery
+from lab.brokers.contract import (
+    BrokerError,
+    ConsumerClient,
+    DeadLetterInfo,
+    Delivery,
+    ReplySender,
+)
 from lab.engine.control import Assign, Crash, Slow, Start, Stop
 from lab.engine.reporting import Reporter, WorkerSpec, backoff, commands, count, drop
 from lab.metrics import record_all_us
@@ -53,6 +59,9 @@ class ConsumerWorker:
         self.short_poll = recipe.consumers.poll == "short"
         self.poll_interval = recipe.consumers.poll_interval
         self.next_poll = 0.0
+        # Request-reply: the responder answers each request before it acks it.
+        self.responder = recipe.request_reply
+        self.replier: ReplySender | None = None
 
     def run(self) -> None:
         client, failures = None, 0
@@ -71,10 +80,12 @@ class ConsumerWorker:
             except (BrokerError, OSError) as exc:
                 self.reporter.error(exc)
                 client = drop(client)
+                self.replier = drop(self.replier)
                 failures += 1
                 backoff(failures)
             self.reporter.maybe_send(time.monotonic())
         drop(client)
+        drop(self.replier)
         if self.stage:
             self.stage.close(self.t0_ns)
         self.reporter.send("final")
@@ -163,11 +174,24 @@ class ConsumerWorker:
         if seen and self.t0_ns is not None:
             second = (time.monotonic_ns() - self.t0_ns) // 1_000_000_000
             count(r.processed_by_second, second, len(seen))
+        if self.responder and seen:
+            self._reply(good)
         if give_up:
             client.dead_letter(give_up)
         client.ack(good)
         if retry:
             client.reject(retry)
+
+    def _reply(self, good: list[Delivery]) -> None:
+        """Answer each request (this run's, not poison): its header, sent back."""
+        answers = []
+        for d in good:
+            header = messages.decode(d.payload)
+            if header is not None and header.run_tag == self.tag:
+                answers.append((header.producer, d.payload[: messages.HEADER_SIZE]))
+        if self.replier is None:
+            self.replier = self.adapter.replier(self.spec.index)
+        self.replier.send(answers)
 
     def _failed(self, ident: int, broker_attempts: int) -> DeadLetterInfo:
         """Count one more failed attempt. Brokers that count deliveries say how many;

@@ -39,6 +39,10 @@ def result(run: "BrokerRun", series: list[dict], version: str | None) -> BrokerR
     )
     if run.stream:
         broker_summary["stream"] = run.stream.result(run.ledger, run.t0_ns)
+    if run.requests:
+        broker_summary.update(run.requests.summary(run.totals.sent))
+        if not broker_summary["requests_add_up"]:
+            problems.append("the requests do not add up: sent != replied + timed out")
     if run.pub_sub:
         broker_summary["subscribers"] = {
             sub.name: _subscriber_summary(run, sub, series, per_second) for sub in run.subs
@@ -63,6 +67,13 @@ def settings(run: "BrokerRun") -> dict[str, str]:
     out = {**run.adapter.settings(), "poll": polling(run)}
     if run.recipe.forget:
         out["pattern"] = f"fire-and-forget: {plugin.fire_and_forget}"
+    if run.requests:
+        requests = run.recipe.requests
+        window = "one request" if requests.mode == "sync" else f"{requests.window} requests"
+        out["pattern"] = (
+            f"request-reply, {requests.mode} ({window} outstanding per requester, "
+            f"timeout {requests.timeout:g}s): {plugin.request_reply}"
+        )
     return out
 
 

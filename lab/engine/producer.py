@@ -81,10 +81,14 @@ class ProducerWorker:
             except (BrokerError, OSError) as exc:
                 self.reporter.error(exc)
             drop(client)
+        self._wind_down()
         self.reporter.report.failed += len(self.unacked)  # sent, never acknowledged
         if self.ack_times:
             self.ack_times.flush()
         self.reporter.send("final")
+
+    def _wind_down(self) -> None:
+        """After the last send and its acks: a requester waits for its replies here."""
 
     def _connect(self) -> ProducerClient | None:
         """Connect, say "ready", and wait for the engine's start time (every producer of a

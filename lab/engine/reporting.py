@@ -5,7 +5,13 @@ import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 
-from lab.brokers.contract import ConsumerClient, ProducerClient, RunSpec
+from lab.brokers.contract import (
+    ConsumerClient,
+    ProducerClient,
+    ReplyReceiver,
+    ReplySender,
+    RunSpec,
+)
 from lab.engine.control import Command
 from lab.ledger import Export, SeqCollector
 from lab.metrics import new_histogram
@@ -52,6 +58,13 @@ class Report:
     dead_lettered: int = 0
     foreign: int = 0  # messages that are not this run's (acked and ignored)
     e2e_hist: bytes = b""
+    # Request-reply requesters: the requests' own ledger, beside the messages'.
+    replied: int = 0
+    timed_out: int = 0
+    late_replies: int = 0  # after the request timed out
+    duplicate_replies: int = 0  # a request answered again (redelivered to a responder)
+    held_back: int = 0  # wanted by the schedule while the window was full: never sent
+    round_trip_hist: bytes = b""
     errors: int = 0
     error_text: str = ""
 
@@ -67,6 +80,7 @@ class Reporter:
         self.out = out
         self.report = Report(spec.role, spec.index)
         self.hist = new_histogram()
+        self.round_trips = new_histogram() if spec.run.recipe.request_reply else None
         self.seqs = SeqCollector()
         self.due = time.monotonic() + REPORT_INTERVAL
 
@@ -88,6 +102,9 @@ class Reporter:
             else:
                 report.e2e_hist = encoded
             self.hist.reset()
+        if self.round_trips is not None and self.round_trips.get_total_count():
+            report.round_trip_hist = self.round_trips.encode()
+            self.round_trips.reset()
         if self.seqs:
             report.acked_seqs = self.seqs.export()
             self.seqs = SeqCollector()
@@ -120,7 +137,7 @@ def backoff(failures: int) -> None:
     time.sleep(RECONNECT_BACKOFF[min(failures, len(RECONNECT_BACKOFF)) - 1])
 
 
-def drop(client: ProducerClient | ConsumerClient | None) -> None:
+def drop(client: ProducerClient | ConsumerClient | ReplySender | ReplyReceiver | None) -> None:
     """Close a client that is being thrown away; whatever it says about that no longer matters."""
     if client is not None:
         with contextlib.suppress(Exception):

@@ -24,6 +24,7 @@ from multiprocessing.connection import Connection
 from lab.engine.consumer import ConsumerWorker
 from lab.engine.producer import ProducerWorker
 from lab.engine.reporting import EngineGone, WorkerSpec
+from lab.engine.requester import RequesterWorker
 
 
 def worker_main(spec: WorkerSpec, control: Connection, out: Connection) -> None:
@@ -32,7 +33,10 @@ def worker_main(spec: WorkerSpec, control: Connection, out: Connection) -> None:
     # worker stops, so that it can drain and report first.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        worker = ProducerWorker if spec.role == "producer" else ConsumerWorker
+        if spec.role == "consumer":
+            worker = ConsumerWorker
+        else:
+            worker = RequesterWorker if spec.run.recipe.request_reply else ProducerWorker
         worker(spec, control, out).run()
     except EngineGone:
         return

@@ -11,8 +11,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-PATTERNS = ("work-queue", "pub-sub", "fire-and-forget")
-PLANNED_PATTERNS = ("request-reply",)
+PATTERNS = ("work-queue", "pub-sub", "fire-and-forget", "request-reply")
+REQUEST_MODES = ("sync", "async")
 PROFILES = ("steady", "ramp", "spike", "curve")
 SIZE_DISTRIBUTIONS = ("fixed", "uniform")
 DURABILITY = ("fast", "safe")
@@ -89,6 +89,24 @@ class Subscribers:
     count: int = _f(1, min=1, max=16)
     slow: int = _f(0, min=0, max=16)
     slow_processing_time: float = _f(0.0, min=0, max=60, unit="s")
+
+
+@dataclass(frozen=True)
+class Requests:
+    """[requests], request-reply only: producers are requesters and consumers responders.
+    sync: one request outstanding per requester, so throughput is requesters / round
+    trip whatever the rate asks; async: up to `window` outstanding. A request the
+    schedule wants while the window is full is not sent (counted as held back). A reply
+    later than `timeout` counts the request as timed out (and the reply as late)."""
+
+    mode: str = _f("sync", choices=REQUEST_MODES)
+    window: int = _f(100, min=1, max=100_000)
+    timeout: float = _f(5.0, min=0.001, max=3600, unit="s")
+
+    @property
+    def outstanding(self) -> int:
+        """The most requests one requester waits on at once."""
+        return 1 if self.mode == "sync" else self.window
 
 
 @dataclass(frozen=True)
@@ -189,6 +207,7 @@ class Recipe:
     producers: Producers = _f(Producers())
     consumers: Consumers = _f(Consumers())
     subscribers: Subscribers = _f(Subscribers())
+    requests: Requests = _f(Requests())
     retention: Retention = _f(Retention())
     faults: tuple[Fault, ...] = _f(())
     stream: Stream = _f(Stream())
@@ -225,6 +244,10 @@ class Recipe:
         """Fire-and-forget: producers wait for no acknowledgement, so the ledger counts
         from what was sent, and losses are the pattern's, not a broken promise."""
         return self.pattern == "fire-and-forget"
+
+    @property
+    def request_reply(self) -> bool:
+        return self.pattern == "request-reply"
 
     @property
     def mean_size(self) -> float:

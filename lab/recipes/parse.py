@@ -14,7 +14,7 @@ from typing import Any
 
 from lab import brokers as registry
 from lab.errors import LabError, unknown_choice
-from lab.recipes.model import PATTERNS, PLANNED_PATTERNS, Fault, Recipe
+from lab.recipes.model import PATTERNS, Fault, Recipe
 
 RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
 
@@ -201,13 +201,8 @@ def _scalar(hint: Any, meta: Any, raw: Any, source: str, name: str) -> Any:
     else:  # pragma: no cover - a model field of a type this parser does not know
         raise TypeError(f"unsupported recipe field type {hint} for {name}")
     if "choices" in meta and value not in meta["choices"]:
-        extra = ""
-        if name == "pattern" and value in PLANNED_PATTERNS:
-            extra = f" ({value} is planned but not built yet)"
         raise _fail(
-            source,
-            name,
-            f"{value!r} is not allowed" + _did_you_mean(value, meta["choices"]) + extra,
+            source, name, f"{value!r} is not allowed" + _did_you_mean(value, meta["choices"])
         )
     low, high = meta.get("min"), meta.get("max")
     if low is not None and value < low:
@@ -279,6 +274,7 @@ def _check_whole(recipe: Recipe, source: str) -> None:
     for i, fault in enumerate(recipe.faults):
         _check_fault(fault, source, f"faults[{i}]", recipe.duration)
     _check_subscribers(recipe, source)
+    _check_requests(recipe, source)
     from lab.stream.check import problem  # the stream package owns its rules
 
     found = problem(recipe.stream)
@@ -302,6 +298,20 @@ def _check_subscribers(recipe: Recipe, source: str) -> None:
     if recipe.poison_share:
         # Some brokers retry by republishing to the topic, which every subscriber reads.
         raise _fail(source, "poison_share", "poison messages with pub-sub are not built yet")
+
+
+def _check_requests(recipe: Recipe, source: str) -> None:
+    if not recipe.request_reply:
+        if recipe.requests != type(recipe.requests)():
+            raise _fail(source, "requests", 'requests need pattern = "request-reply"')
+        return
+    r = recipe.retention
+    if r.max_age or r.max_messages or r.max_bytes:
+        raise _fail(source, "retention", "retention limits with request-reply are not built yet")
+    if recipe.stream.on:
+        raise _fail(source, "stream", "a [stream] stage does not run on request-reply yet")
+    if recipe.poison_share:
+        raise _fail(source, "poison_share", "poison requests are not built yet")
 
 
 def _check_fault(fault: Fault, source: str, name: str, duration: float) -> None:
