@@ -21,7 +21,8 @@ class RedisPlugin(BrokerPlugin):
     name = "redis"
     display = "Redis Streams"
     order = 30
-    patterns = ("work-queue", "pub-sub", "fire-and-forget")
+    patterns = ("work-queue", "pub-sub", "fire-and-forget", "request-reply")
+    request_reply = "a reply stream per requester (XADD by the responder, XREAD BLOCK)"
     fire_and_forget = "XADD on a connection with CLIENT REPLY OFF: Redis answers nothing"
     polling = {
         "long": "XREADGROUP ... BLOCK 100",

@@ -41,6 +41,7 @@ from lab.brokers.redis.producer import (
     position,
     text,
 )
+from lab.brokers.redis.replies import RedisReplyReceiver, RedisReplySender
 from lab.endpoints import Endpoint
 
 # A blocking read must return before the socket times out, or a quiet stream looks dead.
@@ -164,7 +165,12 @@ class RedisAdapter(BrokerAdapter):
         with contextlib.suppress(redis.RedisError):
             if keep_dead_letters and self.admin.xlen(self.spec.dead_letter_queue):
                 return
-            self.admin.delete(self.spec.queue, self.spec.dead_letter_queue)
+            self.admin.delete(self.spec.queue, self.spec.dead_letter_queue, *self._reply_streams())
+
+    def _reply_streams(self) -> list[str]:
+        if not self.spec.recipe.request_reply:
+            return []
+        return [self.spec.reply_to(i) for i in range(self.spec.recipe.producers.count)]
 
     def dead_letters(self, limit: int) -> list[DeadLetter]:
         try:
@@ -249,6 +255,12 @@ class RedisAdapter(BrokerAdapter):
             f"consumer-{consumer_id}",
             int(self.spec.options.claim_idle * 1000),
         )
+
+    def replier(self, consumer_id: int) -> RedisReplySender:
+        return RedisReplySender(_client(self.spec.endpoint), self.spec)
+
+    def replies(self, producer_id: int) -> RedisReplyReceiver:
+        return RedisReplyReceiver(_client(self.spec.endpoint), self.spec.reply_to(producer_id))
 
     def close(self) -> None:
         if self._admin is not None:
