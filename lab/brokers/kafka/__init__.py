@@ -24,7 +24,8 @@ class KafkaPlugin(BrokerPlugin):
     name = "kafka"
     display = "Kafka"
     order = 10
-    patterns = ("work-queue", "pub-sub", "fire-and-forget")
+    patterns = ("work-queue", "pub-sub", "fire-and-forget", "request-reply")
+    request_reply = "a reply topic per requester, read by assign() (replies by confluent-kafka)"
     fire_and_forget = "acks=0: the producer does not wait for the broker at all"
     polling = {
         "long": (

@@ -31,6 +31,7 @@ from lab.brokers.contract import (
     RunSpec,
 )
 from lab.brokers.kafka import dlq as kafka_dlq
+from lab.brokers.kafka import replies
 from lab.brokers.kafka.common import (
     ADMIN_TIMEOUT,
     CLIENT_LOG,
@@ -111,6 +112,7 @@ class KafkaAdapter(BrokerAdapter):
     def provision(self) -> None:
         admin = self._admin()
         recipe = self.spec.recipe
+        reply_topics = replies.topics(self.spec)
         topics = [
             NewTopic(
                 self.spec.queue,
@@ -119,6 +121,7 @@ class KafkaAdapter(BrokerAdapter):
                 config=kafka_dlq.topic_configs(recipe),
             ),
             kafka_dlq.dlq_topic(self.spec),
+            *(NewTopic(name, num_partitions=1, replication_factor=1) for name in reply_topics),
         ]
         futures = admin.create_topics(topics, request_timeout=ADMIN_TIMEOUT)
         for name, future in futures.items():
@@ -127,7 +130,8 @@ class KafkaAdapter(BrokerAdapter):
             except KafkaException as e:
                 raise BrokerError(f"creating Kafka topic {name}: {reason(e)}") from e
         self._await_topic(admin, self.spec.queue, recipe.partitions)
-        self._await_topic(admin, self.spec.dead_letter_queue, 1)
+        for name in (self.spec.dead_letter_queue, *reply_topics):
+            self._await_topic(admin, name, 1)
         self._await_coordinator()
 
     def _await_coordinator(self) -> None:
@@ -244,7 +248,7 @@ class KafkaAdapter(BrokerAdapter):
         if keep_dead_letters:
             return
         admin = self._admin()
-        topics = [self.spec.queue, self.spec.dead_letter_queue]
+        topics = [self.spec.queue, self.spec.dead_letter_queue, *replies.topics(self.spec)]
         futures = admin.delete_topics(topics, request_timeout=ADMIN_TIMEOUT)
         for name, future in futures.items():
             try:
@@ -354,6 +358,12 @@ class KafkaAdapter(BrokerAdapter):
         from lab.brokers.kafka.confluent import ConfluentConsumer
 
         return ConfluentConsumer(self.spec, consumer_id)
+
+    def replier(self, consumer_id: int) -> replies.KafkaReplySender:
+        return replies.KafkaReplySender(self.spec, consumer_id)
+
+    def replies(self, producer_id: int) -> replies.KafkaReplyReceiver:
+        return replies.KafkaReplyReceiver(self.spec, producer_id)
 
     def close(self) -> None:
         for watcher in self._watchers.values():
