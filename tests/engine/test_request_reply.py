@@ -1,0 +1,84 @@
+"""Request-reply on every broker that runs it: each request is replied or timed out,
+sync throughput is requesters / round trip, and a window of outstanding requests (async)
+serves more with the same responders (issue 13)."""
+
+import pytest
+
+from lab import brokers as registry
+from lab.engine.session import Session
+from lab.recipes import parse
+
+pytestmark = pytest.mark.brokers
+
+REQUEST_REPLY = [n for n, p in registry.plugins().items() if "request-reply" in p.patterns]
+
+
+def run(session_lab, recipe: dict) -> dict:
+    for broker in REQUEST_REPLY:
+        session_lab.endpoint(broker)
+    session = Session(session_lab.runtime, stop_started_brokers=False)
+    try:
+        session.start(parse(recipe), REQUEST_REPLY)
+        result = session.wait(timeout=300)
+    finally:
+        session.close()
+    assert result is not None
+    return result.brokers
+
+
+def rpc(mode: str, **requests: object) -> dict:
+    return {
+        "name": f"rpc-{mode}",
+        "pattern": "request-reply",
+        "duration": "8s",
+        "warmup": "2s",
+        "rate": {"rate": 1000},
+        "producers": {"count": 2},
+        # 4 x 200 = 800 requests a second of responders: more than 2 sync requesters use.
+        "consumers": {"count": 4, "processing_time": "5ms"},
+        "requests": {"mode": mode, **requests},
+    }
+
+
+def test_sync_serves_requesters_per_round_trip_and_async_serves_more(session_lab):
+    sync = run(session_lab, rpc("sync"))
+    windowed = run(session_lab, rpc("async", window=20))
+    for name in REQUEST_REPLY:
+        for brokers in (sync, windowed):
+            b = brokers[name]
+            s = b.summary
+            assert s["adds_up"] and s["lost"] == 0, (name, s)
+            assert s["requests_add_up"] and s["timed_out"] == 0, (name, s)
+            assert s["replied"] == s["sent"] == s["delivered"] > 0, (name, s)
+            assert s["round_trip_ms"]["p99"] >= s["round_trip_ms"]["p50"] > 0, (name, s)
+            assert b.settings["pattern"].startswith("request-reply, "), (name, b.settings)
+        s = sync[name].summary
+        # Little's law with one request outstanding per requester: 2 / mean round trip.
+        served = 2 / (s["round_trip_ms"]["mean"] / 1000)
+        assert s["produce_rate"] == pytest.approx(served, rel=0.1), (name, s)
+        assert s["held_back"] > 0, (name, s)  # the rate asked for more than sync can send
+        a = windowed[name].summary
+        assert a["produce_rate"] > 1.3 * s["produce_rate"], (name, a, s)
+        assert a["round_trip_ms"]["p50"] > s["round_trip_ms"]["p50"], (name, a, s)
+
+
+def test_a_reply_after_the_timeout_is_late_and_its_request_timed_out(session_lab):
+    brokers = run(
+        session_lab,
+        {
+            "name": "rpc-timeouts",
+            "pattern": "request-reply",
+            "duration": "4s",
+            "warmup": "1s",
+            "rate": {"rate": 20},
+            # Every reply takes at least 100 ms: twice the timeout.
+            "consumers": {"count": 1, "processing_time": "100ms", "prefetch": 1},
+            "requests": {"mode": "async", "window": 100, "timeout": "50ms"},
+        },
+    )
+    for name, b in brokers.items():
+        s = b.summary
+        assert s["adds_up"] and s["requests_add_up"], (name, s)
+        assert s["replied"] == 0 and s["timed_out"] == s["sent"] > 0, (name, s)
+        assert 0 < s["late_replies"] <= s["sent"], (name, s)
+        assert s["round_trip_ms"]["count"] == 0, (name, s)
