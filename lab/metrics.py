@@ -94,6 +94,18 @@ class SubscriberSnapshot:
 
 
 @dataclass(frozen=True)
+class RequestFigures:
+    """Request-reply as the live views show it: the round trip over the last interval,
+    and the requests' counts so far."""
+
+    round_trip: Latency = field(default_factory=Latency)
+    replied: int = 0
+    timed_out: int = 0
+    late_replies: int = 0
+    held_back: int = 0
+
+
+@dataclass(frozen=True)
 class BrokerSnapshot:
     broker: str
     phase: str  # a lab.phases.Phase
@@ -121,13 +133,14 @@ class BrokerSnapshot:
     stream: StreamFigures | None = None  # the [stream] stage's, when the recipe has one
     # Pub-sub: each subscription (the ledger above is their sum: each is owed every message).
     subscribers: tuple[SubscriberSnapshot, ...] = ()
+    requests: RequestFigures | None = None  # request-reply runs only
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def point(self, t: float) -> dict:
         """This snapshot as one point of the run's time series (results, charts, replay)."""
-        return {
+        point = {
             "t": round(t, 3),
             "phase": self.phase,
             "state": self.state,
@@ -154,6 +167,13 @@ class BrokerSnapshot:
             "rss_bytes": self.rss_bytes,
             "network": self.network,
         }
+        if self.requests is not None:
+            r = self.requests
+            point["round_trip_p50_ms"] = r.round_trip.p50
+            point["round_trip_p99_ms"] = r.round_trip.p99
+            point["replied"] = r.replied
+            point["timed_out"] = r.timed_out
+        return point
 
 
 @dataclass(frozen=True)

@@ -92,7 +92,13 @@ POINT = obj(
         **dict.fromkeys(("publish_p50_ms", "publish_p99_ms", "e2e_p50_ms", "e2e_p99_ms"), NUMBER),
         **dict.fromkeys(("acked", "delivered", "in_flight", "duplicates"), COUNT),
     },
-    {"lag": {"type": ["integer", "null"]}, "network": {"type": "object"}},
+    {
+        "lag": {"type": ["integer", "null"]},
+        "network": {"type": "object"},
+        # Request-reply runs: the round trip over the interval, the requests so far.
+        **dict.fromkeys(("round_trip_p50_ms", "round_trip_p99_ms"), NUMBER),
+        **dict.fromkeys(("replied", "timed_out"), COUNT),
+    },
 )
 BROKER = obj(
     {

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from lab.engine.commands import Command
 from lab.ledger import LedgerCounts
-from lab.metrics import BrokerSnapshot, Event, Latency, Snapshot
+from lab.metrics import BrokerSnapshot, Event, Latency, RequestFigures, Snapshot
 from lab.phases import Phase, run_phase
 from lab.results import RunResult
 from lab.stream.figures import from_summary
@@ -110,7 +110,21 @@ def _broker(name: str, p: dict, final: dict | None) -> BrokerSnapshot:
         rss_bytes=p.get("rss_bytes"),
         network=p.get("network") or {},
         stream=from_summary(final.get("stream")) if final else None,
+        requests=_requests(p),
     )
+
+
+def _requests(p: dict) -> RequestFigures | None:
+    """A request-reply point's figures; None for other runs and older files."""
+    if "round_trip_p99_ms" not in p:
+        return None
+    p50, p99 = p["round_trip_p50_ms"], p["round_trip_p99_ms"]
+    return RequestFigures(Latency(1 if p99 else 0, p50, 0.0, p99), p["replied"], p["timed_out"])
+
+
+def latency_of(summary: dict) -> Latency:
+    """A results summary's latency (publish_latency_ms, e2e_latency_ms, round_trip_ms)."""
+    return Latency(summary["count"], summary["p50"], summary["p95"], summary["p99"], summary["max"])
 
 
 def ledger_of(summary: dict) -> LedgerCounts:
@@ -127,17 +141,23 @@ def whole_run(result: RunResult, last: Snapshot) -> Snapshot:
         if summary is None:
             brokers.append(b)
             continue
-        pub, e2e = summary["publish_latency_ms"], summary["e2e_latency_ms"]
+        requests = b.requests
+        if "round_trip_ms" in summary:
+            requests = RequestFigures(
+                latency_of(summary["round_trip_ms"]),
+                *(summary[k] for k in ("replied", "timed_out", "late_replies", "held_back")),
+            )
         brokers.append(
             dataclasses.replace(
                 b,
                 produce_rate=summary["produce_rate"],
                 consume_rate=summary["consume_rate"],
-                publish=Latency(pub["count"], pub["p50"], pub["p95"], pub["p99"], pub["max"]),
-                e2e=Latency(e2e["count"], e2e["p50"], e2e["p95"], e2e["p99"], e2e["max"]),
+                publish=latency_of(summary["publish_latency_ms"]),
+                e2e=latency_of(summary["e2e_latency_ms"]),
                 ledger=ledger_of(summary),
                 dead_letters=summary["dead_lettered"],
                 retention_dropped=summary["retention_dropped"],
+                requests=requests,
             )
         )
     return dataclasses.replace(last, brokers=tuple(brokers), events=())

@@ -6,7 +6,7 @@ from rich.table import Table
 from rich.text import Text
 
 from lab.app.format import STATE_STYLE, mebibytes, millis, number
-from lab.metrics import BrokerSnapshot, Snapshot
+from lab.metrics import BrokerSnapshot, Latency, Snapshot
 from lab.results import RunResult, alarming, columns, summary_rows
 
 
@@ -55,12 +55,23 @@ HEADERS = (
 )
 
 
+def _round_trip(b: BrokerSnapshot) -> list[Text | str]:
+    """Request-reply: the round trip and the requests that timed out."""
+    if b.requests is None:
+        return ["-", "-"]
+    r, rt = b.requests, b.requests.round_trip
+    timed_out = Text(number(r.timed_out), style="bold red" if r.timed_out else "")
+    return [f"{millis(rt.p50)}/{millis(rt.p99)}" if rt.count else "-", timed_out]
+
+
 def live_view(snap: Snapshot) -> Group:
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for i, header in enumerate(HEADERS):
+    requests = any(b.requests is not None for b in snap.brokers)
+    headers = HEADERS + (("rtt ms p50/99", "timed out") if requests else ())
+    for i, header in enumerate(headers):
         table.add_column(header, justify="left" if i < 3 else "right", no_wrap=True)
     for b in snap.brokers:
-        table.add_row(*_row(b))
+        table.add_row(*_row(b), *(_round_trip(b) if requests else ()))
     title = Text.assemble(
         (f"{snap.recipe}", "bold"),
         f"  run {snap.run_id}  {snap.mode}  {snap.phase}  ",
@@ -71,6 +82,10 @@ def live_view(snap: Snapshot) -> Group:
     return Group(title, bar, table)
 
 
+def _p99(lat: Latency) -> str:
+    return f"{millis(lat.p99)}ms" if lat.count else "-"
+
+
 def plain_line(snap: Snapshot) -> str:
     parts = [f"[{snap.t:6.1f}s {snap.phase}]"]
     for b in snap.brokers:
@@ -78,6 +93,12 @@ def plain_line(snap: Snapshot) -> str:
             f"{b.broker}: {b.phase} {b.state} sent {b.produce_rate:,.0f}/s recv "
             f"{b.consume_rate:,.0f}/s lag {number(b.lag)} e2e p99 {millis(b.e2e.p99)}ms "
             f"acked {b.ledger.acked} delivered {b.ledger.delivered}"
+            + (
+                f" rtt p99 {_p99(b.requests.round_trip)} replied {b.requests.replied} "
+                f"timed out {b.requests.timed_out}"
+                if b.requests
+                else ""
+            )
         )
     return "  |  ".join(parts)
 

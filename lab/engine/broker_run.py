@@ -391,6 +391,7 @@ class BrokerRun:
             network=network,
             stream=self.stream.figures(counts) if self.stream else None,
             subscribers=self._subscriber_snapshots(now) if self.pub_sub else (),
+            requests=self.requests.figures() if self.requests else None,
         )
         self.publish_window.reset()
         self.e2e_window.reset()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from hdrh.histogram import HdrHistogram
 
 from lab.engine.reporting import Report
-from lab.metrics import new_histogram
+from lab.metrics import Latency, RequestFigures, new_histogram
 from lab.results import latency_summary
 
 
@@ -38,6 +38,14 @@ class RequestTally:
             self.round_trip_window.add(delta)
             if past_warmup:
                 self.round_trips.add(delta)
+
+    def figures(self) -> RequestFigures:
+        """The live view's figures; the round-trip window starts again."""
+        round_trip = Latency.of(self.round_trip_window)
+        self.round_trip_window.reset()
+        return RequestFigures(
+            round_trip, self.replied, self.timed_out, self.late_replies, self.held_back
+        )
 
     def summary(self, sent: int) -> dict:
         """The summary's request-reply fields (results JSON: round_trip_ms, timed_out...)."""

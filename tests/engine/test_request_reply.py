@@ -7,23 +7,38 @@ import pytest
 from lab import brokers as registry
 from lab.engine.session import Session
 from lab.recipes import parse
+from lab.results import RunResult
+from tui.feed import snapshots_from_result
 
 pytestmark = pytest.mark.brokers
 
 REQUEST_REPLY = [n for n, p in registry.plugins().items() if "request-reply" in p.patterns]
 
 
-def run(session_lab, recipe: dict) -> dict:
+def run(session_lab, recipe: dict) -> RunResult:
     for broker in REQUEST_REPLY:
         session_lab.endpoint(broker)
     session = Session(session_lab.runtime, stop_started_brokers=False)
     try:
         session.start(parse(recipe), REQUEST_REPLY)
+        snaps = list(session.snapshots())
         result = session.wait(timeout=300)
     finally:
         session.close()
     assert result is not None
-    return result.brokers
+    for name in REQUEST_REPLY:
+        # The live views show the round trip as it happens, and a replay shows it again.
+        live = [s.broker(name).requests for s in snaps if s.broker(name)]
+        assert all(r is not None for r in live), name
+        summary = result.brokers[name].summary
+        assert live[-1].replied == summary["replied"], (name, live[-1], summary)
+        assert live[-1].timed_out == summary["timed_out"], (name, live[-1], summary)
+        replayed = [s.broker(name).requests for s in snapshots_from_result(result)]
+        assert all(r is not None for r in replayed), name
+        assert replayed[-1].replied == summary["replied"], (name, replayed[-1], summary)
+        if summary["replied"]:
+            assert max(r.round_trip.p99 for r in live + replayed) > 0, name
+    return result
 
 
 def rpc(mode: str, **requests: object) -> dict:
@@ -41,8 +56,8 @@ def rpc(mode: str, **requests: object) -> dict:
 
 
 def test_sync_serves_requesters_per_round_trip_and_async_serves_more(session_lab):
-    sync = run(session_lab, rpc("sync"))
-    windowed = run(session_lab, rpc("async", window=20))
+    sync = run(session_lab, rpc("sync")).brokers
+    windowed = run(session_lab, rpc("async", window=20)).brokers
     for name in REQUEST_REPLY:
         for brokers in (sync, windowed):
             b = brokers[name]
@@ -75,7 +90,7 @@ def test_a_reply_after_the_timeout_is_late_and_its_request_timed_out(session_lab
             "consumers": {"count": 1, "processing_time": "100ms", "prefetch": 1},
             "requests": {"mode": "async", "window": 100, "timeout": "50ms"},
         },
-    )
+    ).brokers
     for name, b in brokers.items():
         s = b.summary
         assert s["adds_up"] and s["requests_add_up"], (name, s)

@@ -71,6 +71,8 @@ class BrokerColumn(Vertical):
     BrokerColumn #features.-on { display: block; }
     BrokerColumn #subscribers { height: auto; display: none; margin-top: 1; }
     BrokerColumn #subscribers.-on { display: block; }
+    BrokerColumn #requests { height: 2; display: none; margin-top: 1; }
+    BrokerColumn #requests.-on { display: block; }
     BrokerColumn Readout { text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
@@ -94,6 +96,7 @@ class BrokerColumn(Vertical):
         yield Readout(id="rest")
         yield Readout(id="features")  # shown for runs with a [stream] stage
         yield Readout(id="subscribers")  # shown for pub-sub runs
+        yield Readout(id="requests")  # shown for request-reply runs
 
     def on_mount(self) -> None:
         # Looked up once: show() runs twice a second for every column.
@@ -101,6 +104,7 @@ class BrokerColumn(Vertical):
         self._rest = self.query_one("#rest", Readout)
         self._features = self.query_one("#features", Readout)
         self._subscribers = self.query_one("#subscribers", Readout)
+        self._requests = self.query_one("#requests", Readout)
         self._metrics = {
             name: (
                 self.query_one(f"#{name}-value", Readout),
@@ -140,6 +144,25 @@ class BrokerColumn(Vertical):
         if b.subscribers:
             self._subscribers.set_class(True, "-on")
             self._subscribers.show(_subscribers(b))
+        if b.requests is not None:
+            self._requests.set_class(True, "-on")
+            self._requests.show(_requests(b))
+
+
+def _requests(b: BrokerSnapshot) -> Text:
+    """The requesters' view: the round trip, and what became of the requests."""
+    r = b.requests
+    assert r is not None
+    rt = r.round_trip
+    counts = Text.assemble(
+        ("replied ", "dim"),
+        f"{r.replied:,}",
+        ("  timed out ", "dim"),
+        Text(f"{r.timed_out:,}", style="bold red" if r.timed_out else ""),
+        ("  held back ", "dim"),
+        Text(f"{r.held_back:,}", style="yellow" if r.held_back else ""),
+    )
+    return Text("\n").join([_lat("rtt", rt.p50, rt.p99, rt.count > 0), counts])
 
 
 def _subscribers(b: BrokerSnapshot) -> Text:
