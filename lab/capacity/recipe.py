@@ -13,7 +13,8 @@ from pathlib import Path
 from lab.capacity import predict
 from lab.capacity.model import HOUR_S, Workload
 from lab.errors import LabError
-from lab.recipes import load, parse
+from lab.recipes import parse
+from lab.recipes.write import save
 
 WORKER_RATE = 100.0  # msgs/s per consumer unless --rate-scale says otherwise
 MAX_PEAK = 20_000.0  # msgs/s: past this the run measures the machine, not the model
@@ -86,35 +87,7 @@ def _drain_timeout(data: dict) -> float:
     return math.ceil(max(30.0, 2 * left + 10))
 
 
-def to_toml(data: dict) -> str:
-    """TOML for the tables above: strings, numbers, lists of numbers, one level of tables."""
-    top = [f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict)]
-    tables = [
-        f"\n[{k}]\n" + "\n".join(f"{kk} = {_toml_value(vv)}" for kk, vv in v.items())
-        for k, v in data.items()
-        if isinstance(v, dict)
-    ]
-    return "\n".join(top) + "\n" + "\n".join(tables) + "\n"
-
-
-def _toml_value(v: object) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int | float):
-        return str(v) if isinstance(v, int) else repr(float(v))
-    if isinstance(v, list):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    text = str(v).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{text}"'
-
-
 def write_recipe(w: Workload, path: Path, **options: float | int | None) -> Path:
     """Write the recipe and check that the lab loads it back as written."""
-    data = recipe_data(w, path.stem or "capacity", **options)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(to_toml(data))
-    except OSError as exc:
-        raise LabError(f"cannot write the recipe {path}: {exc.strerror}") from None
-    load(str(path))  # the file itself, not the dict: what `lab run` will read
+    save(recipe_data(w, path.stem or "capacity", **options), path)
     return path
