@@ -49,6 +49,14 @@ START = [
     ),
     Binding("s", "start", "Start", id="start", tooltip="Start the recipe on the ticked brokers"),
     Binding(
+        "e",
+        "edit_recipe",
+        "Edit",
+        id="edit-recipe",
+        tooltip="Change the recipe's pattern, rate, size, counts, durability or duration; "
+        "use it or save it as a new recipe file",
+    ),
+    Binding(
         "u",
         "bring_up",
         "Up",
@@ -219,6 +227,17 @@ CAPACITY = [
     ),
 ]
 
+EDIT_RECIPE = [
+    Binding("escape", "cancel", "Cancel", id="edit-cancel", tooltip="Back, the recipe unchanged"),
+    Binding(
+        "ctrl+s",
+        "save",
+        "Save",
+        id="edit-save",
+        tooltip="Save as a recipe file in the results folder, and use it",
+    ),
+]
+
 CONFIRM = [
     Binding("y", "answer(True)", "Yes", id="confirm-yes"),
     Binding("n,escape", "answer(False)", "No", id="confirm-no"),
@@ -232,6 +251,7 @@ SCOPES = {
     "run": APP + RUN,
     "dead letters": APP + DEAD_LETTERS,
     "capacity": APP + CAPACITY,
+    "edit recipe": EDIT_RECIPE,
     "confirm": CONFIRM,
     "help": HELP,
 }

@@ -78,6 +78,25 @@ def test_start_screen(snap_compare, tmp_path, size):
 
 
 @pytest.mark.parametrize("size", SIZES)
+def test_recipe_editor(snap_compare, size):
+    app = make_app(
+        broker_status=fixed_statuses,
+        recipe_list=fixed_recipes(),
+        # Named in the hint line, so fixed for the picture; nothing is saved.
+        results_dir=Path("results"),
+        cursor_blink=False,
+        poll_status=False,
+    )
+
+    async def editing(pilot):
+        await until(pilot, lambda: pilot.app.screen.statuses, 10, "broker states")
+        await pilot.press("e")
+        await until(pilot, lambda: pilot.app.screen.query("#rate-rate"), 10, "the editor")
+
+    assert snap_compare(app, terminal_size=size, run_before=editing)
+
+
+@pytest.mark.parametrize("size", SIZES)
 def test_run_screen_mid_run(snap_compare, tmp_path, size):
     assert snap_compare(still_app(tmp_path), terminal_size=size, run_before=_rendered)
 

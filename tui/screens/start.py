@@ -74,6 +74,17 @@ def describe(recipe: Recipe) -> Text:
     return Text("\n".join(lines))
 
 
+def fit(pattern: str, brokers: list[str]) -> Text:
+    """Which of the ticked brokers run the recipe's pattern, and why the others do not."""
+    if not brokers:
+        return Text("")
+    cannot = {b: registry.get(b).cannot(pattern) for b in brokers}
+    able = [b for b, why in cannot.items() if why is None]
+    lines = [Text(f"✓ {pattern} on {', '.join(able)}", style="green")] if able else []
+    lines += [Text(f"✗ {why}", style="bold red") for why in cannot.values() if why]
+    return Text("\n").join(lines)
+
+
 class StartScreen(Screen[None]):
     BINDINGS = START
     DEFAULT_CSS = """
@@ -85,8 +96,9 @@ class StartScreen(Screen[None]):
         scrollbar-size-horizontal: 0;
     }
     StartScreen #middle { height: 1fr; min-height: 6; }
-    StartScreen #recipes { width: 26; border: round $panel-lighten-2; }
+    StartScreen #recipes { width: 30; border: round $panel-lighten-2; }
     StartScreen #recipe-detail { width: 1fr; border: round $panel-lighten-2; padding: 0 1; }
+    StartScreen #fit { margin-bottom: 1; }
     StartScreen #controls { height: 1; margin: 0 1; }
     StartScreen #controls Label { margin: 0 1 0 2; }
     StartScreen #mode { width: auto; height: 1; layout: horizontal; }
@@ -127,6 +139,7 @@ class StartScreen(Screen[None]):
             yield recipe_box
             with VerticalScroll(id="recipe-detail", can_focus=False) as detail:
                 detail.border_title = "Recipe"
+                yield Static(id="fit")
                 yield Static(id="recipe-text")
         with Horizontal(id="controls"):
             with RadioSet(id="mode", compact=True):
@@ -198,6 +211,7 @@ class StartScreen(Screen[None]):
         self.ticked = set(brokers)
         for broker in registry.names():
             table.update_cell(broker, "tick", TICK[broker in self.ticked])
+        self._show_fit()
 
     def toggle(self, broker: str) -> None:
         self.touched = True
@@ -226,6 +240,39 @@ class StartScreen(Screen[None]):
         self.query_one("#recipe-detail").border_title = recipe.name
         self.query_one("#recipe-text", Static).update(describe(recipe))
         self.query_one("#duration", Input).placeholder = f"{recipe.duration:g}s"
+        self._show_fit()
+
+    def _show_fit(self) -> None:
+        recipe = self.recipe
+        if recipe is not None and self.is_mounted:
+            ticked = [b for b in registry.names() if b in self.ticked]
+            self.query_one("#fit", Static).update(fit(recipe.pattern, ticked))
+
+    def action_edit_recipe(self) -> None:
+        recipe = self.recipe
+        if recipe is None:
+            self.notify("There is no recipe to edit.", severity="error")
+            return
+        from tui.screens.edit_recipe import EditRecipeScreen
+
+        self.app.push_screen(EditRecipeScreen(recipe, self.app.results_dir), self._add_recipe)
+
+    def _add_recipe(self, recipe: Recipe | None) -> None:
+        """An edited recipe joins the list (in place of an earlier one of its name)."""
+        if recipe is None:
+            return
+        names = [r.name for r in self.recipe_list]
+        if recipe.name in names:
+            index = names.index(recipe.name)
+            self.recipe_list[index] = recipe
+        else:
+            index = (self.query_one("#recipes", OptionList).highlighted or 0) + 1
+            self.recipe_list.insert(index, recipe)
+        box = self.query_one("#recipes", OptionList)
+        box.clear_options()
+        box.add_options([Option(r.name, id=r.name) for r in self.recipe_list])
+        box.highlighted = index
+        self._recipe_highlighted()
 
     @property
     def mode(self) -> str:
@@ -276,6 +323,11 @@ class StartScreen(Screen[None]):
                 recipe = with_duration(recipe, self.query_one("#duration", Input).value)
             except LabError as exc:
                 self.notify(str(exc), severity="error", timeout=8)
+                return
+        if start and recipe is not None:
+            unfit = [c for c in (registry.get(b).cannot(recipe.pattern) for b in brokers) if c]
+            if unfit:  # said before anything starts, not as a failure mid-run
+                self.notify(unfit[0], severity="error", timeout=8)
                 return
         self.busy = True
         self._up_then_start(brokers, recipe if start else None, self.mode)
