@@ -13,6 +13,10 @@ from pathlib import Path
 
 import psutil
 
+from lab.engine.session import Session
+from lab.metrics import Snapshot
+from lab.recipes import parse
+from lab.results import RunResult
 from lab.runtimes.native.processes import MARK_STATE
 from lab.settings import Settings
 
@@ -161,3 +165,19 @@ class Tmux:
 
     def kill(self) -> None:
         self.tmux("kill-server", check=False)
+
+
+def run_session(session_lab, recipe: dict, brokers: list[str]) -> tuple[RunResult, list[Snapshot]]:
+    """One parallel run of `recipe` on `brokers` (brought up on first use), and the
+    Snapshots it published on the way."""
+    for broker in brokers:
+        session_lab.endpoint(broker)
+    session = Session(session_lab.runtime, stop_started_brokers=False)
+    try:
+        session.start(parse(recipe), brokers)
+        snaps = list(session.snapshots())
+        result = session.wait(timeout=300)
+    finally:
+        session.close()
+    assert result is not None
+    return result, snaps

@@ -7,6 +7,7 @@ from lab import brokers as registry
 from lab.engine.session import Session
 from lab.errors import LabError
 from lab.recipes import parse
+from tests.helpers import run_session
 
 pytestmark = pytest.mark.brokers
 
@@ -15,16 +16,7 @@ BROKERS = registry.names()
 
 def run_all(session_lab, recipe: dict) -> dict:
     """One parallel run of `recipe` on every broker; its BrokerResults by broker."""
-    for broker in BROKERS:
-        session_lab.endpoint(broker)
-    session = Session(session_lab.runtime, stop_started_brokers=False)
-    try:
-        session.start(parse(recipe), BROKERS)
-        result = session.wait(timeout=300)
-    finally:
-        session.close()
-    assert result is not None
-    return result.brokers
+    return run_session(session_lab, recipe, BROKERS)[0].brokers
 
 
 def test_fire_and_forget_counts_from_what_was_sent_and_expects_its_losses(session_lab):
@@ -102,8 +94,6 @@ PUB_SUB = [n for n, p in registry.plugins().items() if "pub-sub" in p.patterns]
 
 
 def test_fan_out_owes_every_message_to_every_subscriber_and_shows_the_slow_one(session_lab):
-    for broker in PUB_SUB:
-        session_lab.endpoint(broker)
     recipe = {
         "name": "fan-out",
         "pattern": "pub-sub",
@@ -113,14 +103,7 @@ def test_fan_out_owes_every_message_to_every_subscriber_and_shows_the_slow_one(s
         # 200 msgs/s of capacity for slow-1: its backlog grows by 50 a second.
         "subscribers": {"count": 3, "slow": 1, "slow_processing_time": "5ms"},
     }
-    session = Session(session_lab.runtime, stop_started_brokers=False)
-    try:
-        session.start(parse(recipe), PUB_SUB)
-        snaps = list(session.snapshots())
-        result = session.wait(timeout=300)
-    finally:
-        session.close()
-    assert result is not None
+    result, snaps = run_session(session_lab, recipe, PUB_SUB)
     for name in PUB_SUB:
         b = result.brokers[name]
         subs = b.summary["subscribers"]

@@ -5,9 +5,8 @@ serves more with the same responders (issue 13)."""
 import pytest
 
 from lab import brokers as registry
-from lab.engine.session import Session
-from lab.recipes import parse
 from lab.results import RunResult
+from tests.helpers import run_session
 from tui.feed import snapshots_from_result
 
 pytestmark = pytest.mark.brokers
@@ -16,16 +15,7 @@ REQUEST_REPLY = [n for n, p in registry.plugins().items() if "request-reply" in 
 
 
 def run(session_lab, recipe: dict) -> RunResult:
-    for broker in REQUEST_REPLY:
-        session_lab.endpoint(broker)
-    session = Session(session_lab.runtime, stop_started_brokers=False)
-    try:
-        session.start(parse(recipe), REQUEST_REPLY)
-        snaps = list(session.snapshots())
-        result = session.wait(timeout=300)
-    finally:
-        session.close()
-    assert result is not None
+    result, snaps = run_session(session_lab, recipe, REQUEST_REPLY)
     for name in REQUEST_REPLY:
         # The live views show the round trip as it happens, and a replay shows it again.
         live = [s.broker(name).requests for s in snaps if s.broker(name)]

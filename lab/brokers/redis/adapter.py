@@ -39,6 +39,7 @@ from lab.brokers.redis.producer import (
     RepliesOffProducer,
     entry_payload,
     position,
+    stream_entries,
     text,
 )
 from lab.brokers.redis.replies import RedisReplyReceiver, RedisReplySender
@@ -327,12 +328,8 @@ class RedisConsumer(ConsumerClient):
             raise BrokerError(f"redis: XREADGROUP failed: {exc}") from exc
         except redis.RedisError as exc:
             raise BrokerError(f"redis: XREADGROUP failed: {exc}") from exc
-        if not reply:
-            return []
-        # A map under RESP3 (redis-py 8's default), a list of pairs under RESP2.
-        [entries] = reply.values() if isinstance(reply, dict) else [e for _, e in reply]
         out = []
-        for entry_id, fields in entries:
+        for entry_id, fields in stream_entries(reply):
             payload = entry_payload(fields)
             if payload is not None:
                 out.append(Delivery(payload, entry_id, 1))

@@ -19,6 +19,15 @@ def text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def stream_entries(reply: dict | list | None) -> list:
+    """The entries of an XREAD / XREADGROUP reply for one stream: a map under RESP3
+    (redis-py 8's default), a list of pairs under RESP2, None when nothing came."""
+    if not reply:
+        return []
+    [entries] = reply.values() if isinstance(reply, dict) else [e for _, e in reply]
+    return entries
+
+
 def entry_payload(fields: list | None) -> bytes | None:
     """The lab's payload of an entry as a raw reply has it ([field, value, ...]); None
     when the entry was deleted while pending."""

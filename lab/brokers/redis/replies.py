@@ -8,7 +8,7 @@ else reads it). Replies live as long as the run: teardown deletes the streams.
 import redis
 
 from lab.brokers.contract import BrokerError, ReplyReceiver, ReplySender, RunSpec
-from lab.brokers.redis.producer import FIELD, entry_payload
+from lab.brokers.redis.producer import FIELD, entry_payload, stream_entries
 
 
 class RedisReplySender(ReplySender):
@@ -42,12 +42,8 @@ class RedisReplyReceiver(ReplyReceiver):
             found = self.client.xread({self.stream: self.last}, count=500, block=ms or None)
         except redis.RedisError as exc:
             raise BrokerError(f"redis: XREAD of replies failed: {exc}") from exc
-        if not found:
-            return []
-        # A map under RESP3 (redis-py 8's default), a list of pairs under RESP2.
-        [entries] = found.values() if isinstance(found, dict) else [e for _, e in found]
         out = []
-        for entry_id, fields in entries:
+        for entry_id, fields in stream_entries(found):
             self.last = entry_id
             flat = [x for kv in fields.items() for x in kv] if isinstance(fields, dict) else fields
             payload = entry_payload(flat)
