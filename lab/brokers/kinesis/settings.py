@@ -64,8 +64,24 @@ def run_settings(spec: RunSpec, stream: str, dlq: str) -> dict[str, str]:
             " stream's checkpoint passes them (Kinesis deletes no record)"
         ),
     }
+    out.update(_patterns(spec, stream))
     if local:
         out["not_emulated"] = NOT_EMULATED
+    return out
+
+
+def _patterns(spec: RunSpec, stream: str) -> dict[str, str]:
+    out = {}
+    subscribers = [sub for sub in spec.subscribers if sub]
+    if subscribers:
+        directory = spec.broker_dir() / "checkpoints"
+        files = ", ".join(CheckpointStore(stream, directory, sub).path.name for sub in subscribers)
+        out["subscribers"] = (
+            f"{len(subscribers)} independent readers of every shard, as Kinesis Client Library"
+            " applications of their own: each subscriber's consumers share the shards among"
+            f" themselves and checkpoint in its own file ({files} in {directory}); each"
+            " subscriber's lag is counted from its own checkpoints"
+        )
     return out
 
 
