@@ -10,7 +10,7 @@ backlog in records, so the probe reads the streams once and counts (tail.py).
 Pub-sub: each subscriber reads every shard, as a Kinesis Client Library application of its
 own: the engine shares the shards among that subscriber's consumers, which checkpoint in
 the subscriber's own file, and the probe counts each subscriber's lag from its
-checkpoints.
+checkpoints. Request-reply: a reply stream per requester (replies.py).
 """
 
 import contextlib
@@ -28,7 +28,7 @@ from lab.brokers.contract import (
     RunSpec,
 )
 from lab.brokers.kinesis import dlq as kinesis_dlq
-from lab.brokers.kinesis import streams
+from lab.brokers.kinesis import replies, streams
 from lab.brokers.kinesis.checkpoints import CheckpointStore
 from lab.brokers.kinesis.client import (
     ERRORS,
@@ -53,6 +53,7 @@ class KinesisAdapter(BrokerAdapter):
         super().__init__(spec)
         self.stream = stream_name(spec.admin, spec.queue)
         self.dlq = stream_name(spec.admin, spec.dead_letter_queue)
+        self.reply_streams = replies.names(spec)
         directory = spec.broker_dir() / "checkpoints"
         self.store = CheckpointStore(self.stream, directory)
         # Pub-sub: a file of checkpoints per subscriber (checkpoints.py).
@@ -81,8 +82,11 @@ class KinesisAdapter(BrokerAdapter):
             streams.create(self.client, self.stream, self.spec.recipe.partitions)
             # Dead letters wait for someone to look at them: one shard, kept a week.
             streams.create(self.client, self.dlq, 1)
-            streams.wait_active(self.client, self.stream)
-            streams.wait_active(self.client, self.dlq)
+            # Request-reply: a one-shard stream per requester (replies.py).
+            for name in self.reply_streams:
+                streams.create(self.client, name, 1)
+            for name in (self.stream, self.dlq, *self.reply_streams):
+                streams.wait_active(self.client, name)
             self._retain(self.stream, retention_hours(self.spec.recipe.retention.max_age))
             self._retain(self.dlq, DLQ_HOURS)
         except BrokerError:
@@ -186,8 +190,8 @@ class KinesisAdapter(BrokerAdapter):
             return  # the streams and the checkpoints, for `lab dlq` later
         # The broker may be down at the end of a fault drill; then there is nothing to undo.
         with contextlib.suppress(BrokerError):
-            streams.delete(self.client, self.stream)
-            streams.delete(self.client, self.dlq)
+            for name in (self.stream, self.dlq, *self.reply_streams):
+                streams.delete(self.client, name)
         for store in (self.store, *self.stores.values()):
             store.remove()
 
@@ -212,6 +216,12 @@ class KinesisAdapter(BrokerAdapter):
         from lab.brokers.kinesis.clients import KinesisConsumer
 
         return KinesisConsumer(self.spec, consumer_id)
+
+    def replier(self, consumer_id: int) -> replies.KinesisReplySender:
+        return replies.KinesisReplySender(self.spec, consumer_id)
+
+    def replies(self, producer_id: int) -> replies.KinesisReplyReceiver:
+        return replies.KinesisReplyReceiver(self.spec, producer_id)
 
     def close(self) -> None:
         if self._client is not None:
