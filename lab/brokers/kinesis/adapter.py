@@ -186,11 +186,14 @@ class KinesisAdapter(BrokerAdapter):
     # --- the rest of the contract -----------------------------------------------------------
 
     def teardown(self, keep_dead_letters: bool = False) -> None:
-        if keep_dead_letters:
-            return  # the streams and the checkpoints, for `lab dlq` later
         # The broker may be down at the end of a fault drill; then there is nothing to undo.
         with contextlib.suppress(BrokerError):
-            for name in (self.stream, self.dlq, *self.reply_streams):
+            for name in self.reply_streams:  # of no use to `lab dlq`
+                streams.delete(self.client, name)
+        if keep_dead_letters:
+            return  # the streams and the checkpoints, for `lab dlq` later
+        with contextlib.suppress(BrokerError):
+            for name in (self.stream, self.dlq):
                 streams.delete(self.client, name)
         for store in (self.store, *self.stores.values()):
             store.remove()

@@ -60,8 +60,10 @@ class KinesisReplyReceiver(ReplyReceiver):
         self.client: Client = make_client(spec.endpoint)
         self.stream = stream_name(spec.endpoint, spec.reply_to(producer_id))
         self.interval = spec.options.read_interval
-        [shard] = streams.shards(self.client, self.stream)
-        self.shard = shard.id
+        shards = streams.shards(self.client, self.stream)
+        if len(shards) != 1:
+            raise BrokerError(f"kinesis: reply stream {self.stream} has {len(shards)} open shards")
+        self.shard = shards[0].id
         self.last: str | None = None  # sequence number of the last reply read
         self.iterator: str | None = streams.iterator(self.client, self.stream, self.shard, None)
         self.next_read = 0.0  # monotonic time of the next GetRecords allowed
