@@ -2,6 +2,7 @@
 consumer process, retries that hold a checkpoint back, dead letters, and the server's
 own lifecycle under the native runtime."""
 
+import dataclasses
 import multiprocessing
 import os
 import signal
@@ -15,8 +16,10 @@ import pytest
 from lab import brokers as registry
 from lab import messages
 from lab.brokers import adapter_for
-from lab.brokers.contract import DeadLetterInfo, RunSpec
+from lab.brokers.contract import BrokerError, DeadLetterInfo, RunSpec
+from lab.brokers.kinesis import streams
 from lab.brokers.kinesis.checkpoints import CheckpointStore
+from lab.brokers.kinesis.client import make_client
 from lab.recipes import parse
 from lab.runtimes import BrokerState
 from tests.brokers.helpers import (
@@ -107,6 +110,70 @@ def test_assigned_consumers_read_their_shards_and_a_new_owner_resumes(four_shard
     finally:
         first.close()
         second.close()
+
+
+def test_each_subscriber_reads_every_shard_with_checkpoints_of_its_own(session_lab):
+    recipe = {"pattern": "pub-sub", "partitions": 2, "subscribers": {"count": 2}}
+    with provisioned(new_adapter(session_lab, "kinesis", recipe, "fan")) as adapter:
+        produce(adapter, 100)
+        # Consumers the engine did not assign take leases: each subscriber's own, so both
+        # get every shard.
+        fast, behind = (
+            adapter_for(dataclasses.replace(adapter.spec, subscriber=sub)).consumer(0)
+            for sub in ("sub-1", "sub-2")
+        )
+        try:
+            assert sorted(seqs_of(read_all(fast, 100))) == list(range(100))
+            assert len(read_all(behind, 30, batch_size=10)) == 30
+            probe = adapter.probe(final=True)
+            assert probe.subscriber_depths == {"sub-1": 0, "sub-2": 70} and probe.depth == 70
+            rest = seqs_of(read_all(behind, 70))
+            assert len(rest) == 70 and adapter.probe(final=True).subscriber_depths["sub-2"] == 0
+        finally:
+            fast.close()
+            behind.close()
+        files = {p.name for p in (adapter.spec.broker_dir() / "checkpoints").glob("*.json")}
+        assert {f"{adapter.stream}.sub-1.json", f"{adapter.stream}.sub-2.json"} <= files
+    assert not adapter.stores["sub-1"].path.exists(), "teardown removes every subscriber's"
+
+
+def test_replies_reach_each_requester_on_its_own_stream_at_the_read_cadence(session_lab):
+    recipe = {
+        "pattern": "request-reply",
+        "producers": {"count": 2},
+        "kinesis": {"read_interval": 1},
+    }
+    adapter = new_adapter(session_lab, "kinesis", recipe, "rpc")
+    with provisioned(adapter):
+        tag = messages.run_tag(adapter.spec.run_id)
+        header = [messages.encode(tag, p, 7, 0, False, 0) for p in (0, 1)]
+        replier = adapter.replier(0)
+        receivers = [adapter.replies(p) for p in (0, 1)]
+        try:
+            # Read from the start: replies put before the requester's first read count.
+            replier.send([(0, header[0]), (1, header[1])])
+            assert receivers[0].receive(1.0) == [header[0]]
+            read = time.monotonic()
+            assert receivers[1].receive(1.0) == [header[1]]
+            replier.send([(0, header[0])])
+            # Kinesis has no server-side wait: the reply waits for the requester's next
+            # GetRecords, a read_interval after the last one.
+            assert receivers[0].receive(0.2) == []
+            assert receivers[0].receive(2.0) == [header[0]]
+            assert time.monotonic() - read >= 0.8
+        finally:
+            replier.close()
+            for r in receivers:
+                r.close()
+        names = adapter.reply_streams
+        assert names == [f"{adapter.stream}.reply-0", f"{adapter.stream}.reply-1"]
+    client = make_client(adapter.spec.admin)
+    try:
+        for name in names:  # teardown deleted them
+            with pytest.raises(BrokerError, match="ResourceNotFoundException"):
+                streams.shards(client, name)
+    finally:
+        client.close()
 
 
 def _consume_and_die(spec: RunSpec, settle: int, hold: int, env: dict) -> None:

@@ -6,7 +6,8 @@ https endpoint and runs the same code.
 client.py       the boto3 client: endpoint, region, credentials, sequence numbers
 streams.py      create, wait, list shards, put, read
 clients.py      the producer (PutRecords) and the consumer (shard iterators)
-checkpoints.py  the consumers' checkpoints and leases, a file per run
+checkpoints.py  the consumers' checkpoints and leases, a file per run (and subscriber)
+replies.py      request-reply: a reply stream per requester
 tail.py         how the probe counts the lag; dlq.py the dead-letter stream
 adapter.py      provision, probe, teardown; settings.py what a run used
 native.py       kinesalite run by Node.js; service.py its container
@@ -29,6 +30,12 @@ class KinesisPlugin(BrokerPlugin):
     name = "kinesis"
     display = "Kinesis"
     order = 70
+    patterns = ("work-queue", "pub-sub", "fire-and-forget", "request-reply")
+    request_reply = (
+        "a one-shard reply stream per requester (PutRecords by the responder, the correlation"
+        " id as partition key), read from TRIM_HORIZON by GetRecords every read_interval:"
+        " Kinesis has no server-side wait, so that cadence sets the round trip's floor"
+    )
     fire_and_forget = "PutRecords, its answer ignored: the Kinesis API has no one-way send"
     polling = {
         "long": (

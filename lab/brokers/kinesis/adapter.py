@@ -6,6 +6,11 @@ after processing (clients.py, checkpoints.py). Retention is the stream's
 RetentionPeriodHours, 24 at the least: the trim horizon is the retention floor, as Kafka's
 log start offset is. Dead letters go to a second stream (dlq.py). Kinesis counts no
 backlog in records, so the probe reads the streams once and counts (tail.py).
+
+Pub-sub: each subscriber reads every shard, as a Kinesis Client Library application of its
+own: the engine shares the shards among that subscriber's consumers, which checkpoint in
+the subscriber's own file, and the probe counts each subscriber's lag from its
+checkpoints. Request-reply: a reply stream per requester (replies.py).
 """
 
 import contextlib
@@ -23,9 +28,16 @@ from lab.brokers.contract import (
     RunSpec,
 )
 from lab.brokers.kinesis import dlq as kinesis_dlq
-from lab.brokers.kinesis import streams
+from lab.brokers.kinesis import replies, streams
 from lab.brokers.kinesis.checkpoints import CheckpointStore
-from lab.brokers.kinesis.client import ERRORS, Client, broker_error, make_client, stream_name
+from lab.brokers.kinesis.client import (
+    ERRORS,
+    Client,
+    broker_error,
+    make_client,
+    order_key,
+    stream_name,
+)
 from lab.brokers.kinesis.settings import DLQ_HOURS, MIN_HOURS, retention_hours, run_settings
 from lab.brokers.kinesis.tail import FINAL_READS, PROBE_LIMIT, ShardTail
 
@@ -41,7 +53,13 @@ class KinesisAdapter(BrokerAdapter):
         super().__init__(spec)
         self.stream = stream_name(spec.admin, spec.queue)
         self.dlq = stream_name(spec.admin, spec.dead_letter_queue)
-        self.store = CheckpointStore(self.stream, spec.broker_dir() / "checkpoints")
+        self.reply_streams = replies.names(spec)
+        directory = spec.broker_dir() / "checkpoints"
+        self.store = CheckpointStore(self.stream, directory)
+        # Pub-sub: a file of checkpoints per subscriber (checkpoints.py).
+        self.stores = {
+            sub: CheckpointStore(self.stream, directory, sub) for sub in spec.subscribers if sub
+        }
         self._client: Client | None = None
         self._tails: dict[str, list[ShardTail]] | None = None
         self._floors: dict[int, int] = {}
@@ -58,13 +76,17 @@ class KinesisAdapter(BrokerAdapter):
         return bool(self.spec.recipe.retention.max_age)
 
     def provision(self) -> None:
-        self.store.create()
+        for store in (self.store, *self.stores.values()):
+            store.create()
         try:
             streams.create(self.client, self.stream, self.spec.recipe.partitions)
             # Dead letters wait for someone to look at them: one shard, kept a week.
             streams.create(self.client, self.dlq, 1)
-            streams.wait_active(self.client, self.stream)
-            streams.wait_active(self.client, self.dlq)
+            # Request-reply: a one-shard stream per requester (replies.py).
+            for name in self.reply_streams:
+                streams.create(self.client, name, 1)
+            for name in (self.stream, self.dlq, *self.reply_streams):
+                streams.wait_active(self.client, name)
             self._retain(self.stream, retention_hours(self.spec.recipe.retention.max_age))
             self._retain(self.dlq, DLQ_HOURS)
         except BrokerError:
@@ -107,17 +129,12 @@ class KinesisAdapter(BrokerAdapter):
             self._next_floor = time.monotonic() + FLOOR_EVERY
             self._read_floors()
         data = self.store.read().get("checkpoints", {})
-        main, dead = data.get(self.stream, {}), data.get(self.dlq, {})
-        depth = 0
-        for n, tail in enumerate(self._tails[self.stream]):
-            unread = tail.after(main.get(tail.shard))
-            floor = self._floors.get(n)
-            if floor is not None:
-                # What expired before anyone processed it is not held either.
-                processed = len(tail.keys) - unread
-                unread -= max(0, tail.below(floor) - processed)
-            depth += unread
-            tail.forget_through(main.get(tail.shard))
+        dead = data.get(self.dlq, {})
+        points = {sub: self._checkpoints(sub, data) for sub in self.spec.subscribers}
+        depths = {sub: self._depth(mine) for sub, mine in points.items()}
+        # A record every subscriber has settled is never counted again.
+        for tail in self._tails[self.stream]:
+            tail.forget_through(_slowest([mine.get(tail.shard) for mine in points.values()]))
         letters = 0
         for tail in self._tails[self.dlq]:
             letters += tail.after(dead.get(tail.shard))
@@ -128,12 +145,34 @@ class KinesisAdapter(BrokerAdapter):
             tails = self._tails[self.stream]
             dropped = sum(t.below(self._floors.get(n, 0)) for n, t in enumerate(tails))
         return Probe(
-            depth=depth,
+            depth=sum(depths.values()),
+            subscriber_depths=depths if self.spec.recipe.pattern == "pub-sub" else {},
             dead_letters=letters,
             retention_dropped=dropped,
             retention_floor=dict(self._floors) if self._retained else {},
             detail={"counted_to_end": caught_up},
         )
+
+    def _checkpoints(self, subscriber: str, data: dict) -> dict[str, str]:
+        """One subscriber's checkpoints of the main stream: shard id -> sequence number.
+        `data`: the run's file, which holds the work queue's."""
+        if subscriber:
+            data = self.stores[subscriber].read().get("checkpoints", {})
+        return data.get(self.stream, {})
+
+    def _depth(self, points: dict[str, str]) -> int:
+        """Records after a subscriber's checkpoints: its lag, as Kinesis would count it from
+        the shards' latest sequence numbers if it counted records."""
+        depth = 0
+        for n, tail in enumerate(self._tails[self.stream]):
+            unread = tail.after(points.get(tail.shard))
+            floor = self._floors.get(n)
+            if floor is not None:
+                # What expired before anyone processed it is not held either.
+                processed = len(tail.keys) - unread
+                unread -= max(0, tail.below(floor) - processed)
+            depth += unread
+        return depth
 
     def _all_tails(self) -> list[ShardTail]:
         return [t for tails in (self._tails or {}).values() for t in tails]
@@ -147,13 +186,17 @@ class KinesisAdapter(BrokerAdapter):
     # --- the rest of the contract -----------------------------------------------------------
 
     def teardown(self, keep_dead_letters: bool = False) -> None:
-        if keep_dead_letters:
-            return  # the streams and the checkpoints, for `lab dlq` later
         # The broker may be down at the end of a fault drill; then there is nothing to undo.
         with contextlib.suppress(BrokerError):
-            streams.delete(self.client, self.stream)
-            streams.delete(self.client, self.dlq)
-        self.store.remove()
+            for name in self.reply_streams:  # of no use to `lab dlq`
+                streams.delete(self.client, name)
+        if keep_dead_letters:
+            return  # the streams and the checkpoints, for `lab dlq` later
+        with contextlib.suppress(BrokerError):
+            for name in (self.stream, self.dlq):
+                streams.delete(self.client, name)
+        for store in (self.store, *self.stores.values()):
+            store.remove()
 
     def dead_letters(self, limit: int) -> list[DeadLetter]:
         return kinesis_dlq.browse(self.client, self.store, self.spec, self.dlq, limit)
@@ -177,7 +220,20 @@ class KinesisAdapter(BrokerAdapter):
 
         return KinesisConsumer(self.spec, consumer_id)
 
+    def replier(self, consumer_id: int) -> replies.KinesisReplySender:
+        return replies.KinesisReplySender(self.spec, consumer_id)
+
+    def replies(self, producer_id: int) -> replies.KinesisReplyReceiver:
+        return replies.KinesisReplyReceiver(self.spec, producer_id)
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
             self._client: Client | None = None
+
+
+def _slowest(points: list[str | None]) -> str | None:
+    """The lowest of a shard's checkpoints (None when a subscriber has none yet)."""
+    if not points or None in points:
+        return None
+    return min(points, key=order_key)

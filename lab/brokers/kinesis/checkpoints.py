@@ -20,6 +20,12 @@ the file whole.
 Leases are for consumers the engine did not assign (the adapter contract tests, tools):
 such a consumer takes the shards nobody holds, as a KCL worker takes leases, and gives
 them back when it closes. Consumers of a run are assigned by the engine and take none.
+
+Pub-sub: each subscriber is an application of its own, as two KCL applications reading
+one stream each keep a lease table of their own: its consumers own the shards among
+themselves and checkpoint in its own file, <stream>.<subscriber>.json, so no subscriber's
+progress (or lock) touches another's. The dead-letter stream's checkpoint stays in the
+run's file.
 """
 
 import fcntl
@@ -38,9 +44,11 @@ LEASE_SECONDS = 10.0
 
 
 class CheckpointStore:
-    def __init__(self, run_stream: str, directory: Path) -> None:
-        """`directory`: the run's RunSpec.broker_dir() / "checkpoints"."""
-        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", run_stream.strip("/"))
+    def __init__(self, run_stream: str, directory: Path, subscriber: str = "") -> None:
+        """`directory`: the run's RunSpec.broker_dir() / "checkpoints"; `subscriber`: the
+        pub-sub subscription whose checkpoints these are ("": the run's own)."""
+        name = f"{run_stream.strip('/')}.{subscriber}" if subscriber else run_stream.strip("/")
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
         self.dir = directory
         self.path = self.dir / f"{safe}.json"
         self._lock_path = self.dir / f"{safe}.lock"

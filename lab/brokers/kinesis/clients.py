@@ -130,7 +130,9 @@ class KinesisConsumer(ConsumerClient):
         self.client = make_client(spec.endpoint)
         self.stream = stream_name(spec.endpoint, spec.queue)
         self.dlq = stream_name(spec.endpoint, spec.dead_letter_queue)
-        self.store = CheckpointStore(self.stream, spec.broker_dir() / "checkpoints")
+        # Pub-sub: the subscriber's own checkpoints (and leases), so it reads every record.
+        directory = spec.broker_dir() / "checkpoints"
+        self.store = CheckpointStore(self.stream, directory, spec.subscriber)
         self.owner = f"consumer-{consumer_id}-{time.time_ns()}"
         self.interval = spec.options.read_interval
         self.limit = spec.options.read_limit

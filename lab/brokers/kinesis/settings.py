@@ -64,8 +64,31 @@ def run_settings(spec: RunSpec, stream: str, dlq: str) -> dict[str, str]:
             " stream's checkpoint passes them (Kinesis deletes no record)"
         ),
     }
+    out.update(_patterns(spec, stream))
     if local:
         out["not_emulated"] = NOT_EMULATED
+    return out
+
+
+def _patterns(spec: RunSpec, stream: str) -> dict[str, str]:
+    recipe, out = spec.recipe, {}
+    subscribers = [sub for sub in spec.subscribers if sub]
+    if subscribers:
+        directory = spec.broker_dir() / "checkpoints"
+        files = ", ".join(CheckpointStore(stream, directory, sub).path.name for sub in subscribers)
+        out["subscribers"] = (
+            f"{len(subscribers)} independent readers of every shard, as Kinesis Client Library"
+            " applications of their own: each subscriber's consumers share the shards among"
+            f" themselves and checkpoint in its own file ({files} in {directory}); each"
+            " subscriber's lag is counted from its own checkpoints"
+        )
+    if recipe.request_reply:
+        out["replies"] = (
+            f"stream {stream}.reply-N (1 shard) for each of the {recipe.producers.count}"
+            " requesters, made at provisioning and deleted at teardown; GetRecords on it every"
+            f" {spec.options.read_interval:g} s from TRIM_HORIZON (no server-side wait: a reply"
+            " waits for the requester's next read)"
+        )
     return out
 
 
