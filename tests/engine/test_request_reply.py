@@ -31,6 +31,10 @@ def run(session_lab, recipe: dict) -> RunResult:
     return result
 
 
+RESPONDERS = 4
+CAPACITY = RESPONDERS / 0.005  # requests a second the responders can serve
+
+
 def rpc(mode: str, **requests: object) -> dict:
     return {
         "name": f"rpc-{mode}",
@@ -40,8 +44,10 @@ def rpc(mode: str, **requests: object) -> dict:
         "rate": {"rate": 1000},
         "producers": {"count": 2},
         # 4 x 200 = 800 requests a second of responders: more than 2 sync requesters use.
-        "consumers": {"count": 4, "processing_time": "5ms"},
-        "requests": {"mode": mode, **requests},
+        "consumers": {"count": RESPONDERS, "processing_time": "5ms"},
+        # Long enough that no request times out on seven brokers sharing two cores: the
+        # timeout is the next test's subject.
+        "requests": {"mode": mode, "timeout": "30s", **requests},
     }
 
 
@@ -64,7 +70,11 @@ def test_sync_serves_requesters_per_round_trip_and_async_serves_more(session_lab
         assert s["held_back"] > 0, (name, s)  # the rate asked for more than sync can send
         a = windowed[name].summary
         assert a["produce_rate"] > 1.3 * s["produce_rate"], (name, a, s)
-        assert a["round_trip_ms"]["p50"] > s["round_trip_ms"]["p50"], (name, a, s)
+        if a["produce_rate"] > 0.8 * CAPACITY:
+            # Near the responders' capacity requests queue in front of them: the window
+            # buys throughput with round trip. (Kinesis's reply reads, 5 a second, keep
+            # its requesters far below it: its round trip is its read cadence.)
+            assert a["round_trip_ms"]["p50"] > s["round_trip_ms"]["p50"], (name, a, s)
 
 
 def test_a_reply_after_the_timeout_is_late_and_its_request_timed_out(session_lab):
