@@ -70,10 +70,11 @@ def test_sync_serves_requesters_per_round_trip_and_async_serves_more(session_lab
         assert s["held_back"] > 0, (name, s)  # the rate asked for more than sync can send
         a = windowed[name].summary
         assert a["produce_rate"] > 1.3 * s["produce_rate"], (name, a, s)
-        if a["produce_rate"] > 0.8 * CAPACITY:
-            # Near the responders' capacity requests queue in front of them: the window
-            # buys throughput with round trip. (Kinesis's reply reads, 5 a second, keep
-            # its requesters far below it: its round trip is its read cadence.)
+        if a["produce_rate"] > 0.5 * CAPACITY:
+            # Responders busy half the time or more: the 40 outstanding requests queue in
+            # front of 4 of them, and the window buys throughput with round trip.
+            # (Kinesis's reply reads, 5 a second, keep its responders mostly idle: its
+            # round trip is its read cadence, whatever the window.)
             assert a["round_trip_ms"]["p50"] > s["round_trip_ms"]["p50"], (name, a, s)
 
 
