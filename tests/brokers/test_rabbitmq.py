@@ -1,8 +1,9 @@
 """RabbitMQ beyond the shared contract: quorum queues, the confirm window, ack framing,
 returned messages, a broker that dies under its clients, attempts counted by republishing,
-retention by age and dead letters on quorum queues."""
+retention by age and dead letters on quorum queues, and pub-sub's queue per subscriber."""
 
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -340,3 +341,28 @@ def test_kept_dead_letters_of_a_retention_run(session_lab):
     finally:
         again.teardown()
         again.close()
+
+
+def test_pub_sub_fills_a_queue_per_subscriber_and_returns_what_none_took(session_lab):
+    recipe = {"pattern": "pub-sub", "subscribers": {"count": 2}}
+    with provisioned(new_adapter(session_lab, "rabbitmq", recipe)) as adapter:
+        produce(adapter, 30)
+        assert wait_depth(adapter, 60) == 60
+        assert adapter.probe().subscriber_depths == {"sub-1": 30, "sub-2": 30}
+        for sub in ("sub-1", "sub-2"):
+            consumer = adapter_for(replace(adapter.spec, subscriber=sub)).consumer(0)
+            try:
+                assert sorted(drain(consumer, 30)) == list(range(30))
+            finally:
+                consumer.close()
+        assert wait_depth(adapter, 0) == 0
+        for sub in ("sub-1", "sub-2"):  # the exchange stays, bound to nothing
+            adapter._admin_call(10, "queue_delete", adapter.spec.group_of(sub))
+        producer = adapter.producer(0)
+        try:
+            producer.send(lab_messages(adapter.spec, 5))
+            acks = producer.flush(10)
+        finally:
+            producer.close()
+    assert sorted(a.seq for a in acks) == list(range(5))
+    assert not any(a.ok for a in acks) and all("returned" in a.error for a in acks)

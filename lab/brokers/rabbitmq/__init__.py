@@ -1,4 +1,5 @@
-"""RabbitMQ: a durable work queue per run, publisher confirms, manual consumer acks.
+"""RabbitMQ: a durable work queue per run, publisher confirms, manual consumer acks;
+pub-sub through a fanout exchange and a queue per subscriber.
 
 amqp.py      one pika connection and channel whose I/O runs only when pumped
 clients.py   the producer (a window of confirms) and the consumer
@@ -24,6 +25,7 @@ class RabbitMQPlugin(BrokerPlugin):
     name = "rabbitmq"
     display = "RabbitMQ"
     order = 20
+    patterns = ("work-queue", "pub-sub", "fire-and-forget")
     fire_and_forget = "transient messages (delivery mode 1) without publisher confirms"
     polling = {
         "long": (

@@ -1,4 +1,8 @@
-"""The RabbitMQ producer (a window of publisher confirms) and consumer (manual acks)."""
+"""The RabbitMQ producer (a window of publisher confirms) and consumer (manual acks).
+
+Pub-sub: the producer publishes to the run's fanout exchange, each consumer reads its
+subscriber's queue.
+"""
 
 from collections import deque
 
@@ -23,10 +27,16 @@ from lab.endpoints import Endpoint
 
 
 class RabbitMQProducer(ProducerClient):
-    """window 0: no publisher confirms (fire-and-forget); nothing is ever acked."""
+    """window 0: no publisher confirms (fire-and-forget); nothing is ever acked.
 
-    def __init__(self, queue: str, ep: Endpoint, persistent: bool, window: int) -> None:
+    Publishes to `exchange` with routing key `queue` (the default exchange and the run's
+    queue, or a fanout exchange, which ignores the key)."""
+
+    def __init__(
+        self, queue: str, ep: Endpoint, persistent: bool, window: int, exchange: str = ""
+    ) -> None:
         self._queue = queue
+        self._exchange = exchange
         self._window = window
         self._props = pika.BasicProperties(delivery_mode=2 if persistent else 1)
         # A confirm-mode channel numbers its publishes 1, 2, 3...; confirms name that tag.
@@ -84,13 +94,13 @@ class RabbitMQProducer(ProducerClient):
     def send(self, batch: list[Outgoing]) -> None:
         session, inflight = self._session, self._inflight
         publish, queue, props = self._channel.basic_publish, self._queue, self._props
-        confirming = self._window > 0
+        exchange, confirming = self._exchange, self._window > 0
         for msg in batch:
             if confirming and len(inflight) >= self._window:
                 session.coalesce_output()
                 session.pump(None, self._has_room)  # backpressure; heartbeats end a dead wait
             try:
-                publish("", queue, msg.payload, props, confirming)
+                publish(exchange, queue, msg.payload, props, confirming)
             except AMQPError as exc:
                 raise BrokerError(session.error or f"publish failed: {exc!r}") from exc
             if confirming:
