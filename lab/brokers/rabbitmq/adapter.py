@@ -2,8 +2,9 @@
 
 A durable work queue fed through the default exchange; pub-sub: a durable fanout
 exchange named like the run's queue, with a durable queue per subscriber bound to it.
-The clients are in clients.py, their connections in amqp.py. Retention, dead letters
-and retries by republishing live in dlq.py.
+The clients are in clients.py, their connections in amqp.py, request-reply's direct
+reply-to in replies.py. Retention, dead letters and retries by republishing live in
+dlq.py.
 """
 
 import pika
@@ -21,6 +22,7 @@ from lab.brokers.contract import (
 from lab.brokers.rabbitmq import dlq as rdlq
 from lab.brokers.rabbitmq.amqp import CONNECT_TIMEOUT, PROBE_TIMEOUT, SETUP_TIMEOUT, Session
 from lab.brokers.rabbitmq.clients import RabbitMQConsumer, RabbitMQProducer
+from lab.brokers.rabbitmq.replies import DirectReplies, DirectReplySender
 
 
 class RabbitMQAdapter(BrokerAdapter):
@@ -39,6 +41,11 @@ class RabbitMQAdapter(BrokerAdapter):
             rdlq.DropDrain(spec, self._connect) if rdlq.has_retention(spec.recipe) else None
         )
         self._pub_sub = recipe.pattern == "pub-sub"
+        # In a worker: the clients this adapter made, by id, for request-reply, whose
+        # replies travel on the requester's producer channel and the responder's
+        # consumer knows the reply addresses (replies.py).
+        self._requesters: dict[int, RabbitMQProducer] = {}
+        self._responders: dict[int, RabbitMQConsumer] = {}
 
     def _queues(self) -> list[str]:
         """The queues consumers read: the run's, or one per subscriber (pub-sub)."""
@@ -177,6 +184,12 @@ class RabbitMQAdapter(BrokerAdapter):
                 "subscriber_dead_letters": f"all in {spec.dead_letter_queue}: the probe has"
                 " one dead-letter count per run",
             }
+        if spec.recipe.request_reply:
+            return {
+                "reply_to": "amq.rabbitmq.reply-to (direct reply-to) on each requester's"
+                " producer channel, no-ack; replies published transient with confirms,"
+                " without mandatory",
+            }
         return {}
 
     def producer(self, producer_id: int) -> ProducerClient:
@@ -184,12 +197,23 @@ class RabbitMQAdapter(BrokerAdapter):
         window = 0 if spec.recipe.forget else spec.options.confirm_window
         # Pub-sub: the fanout exchange, which ignores the routing key.
         exchange, key = (spec.queue, "") if self._pub_sub else ("", spec.queue)
-        return RabbitMQProducer(key, spec.endpoint, self._persistent, window, exchange=exchange)
+        requester = spec.recipe.request_reply
+        producer = RabbitMQProducer(
+            key, spec.endpoint, self._persistent, window, exchange=exchange, replies=requester
+        )
+        if requester:
+            old = self._requesters.get(producer_id)
+            if old is not None:
+                # Replaced after a failure: its connection goes now, even if a
+                # receiver still holds it (the receiver moves to the new one).
+                old.release()
+            self._requesters[producer_id] = producer
+        return producer
 
     def consumer(self, consumer_id: int) -> ConsumerClient:
         spec = self.spec
         prefetch = spec.recipe.consumers.prefetch
-        return RabbitMQConsumer(
+        consumer = RabbitMQConsumer(
             spec.group_of(spec.subscriber) if self._pub_sub else spec.queue,
             # Pub-sub: every subscriber's dead letters go to the run's one DLQ (see settings).
             spec.dead_letter_queue,
@@ -197,7 +221,20 @@ class RabbitMQAdapter(BrokerAdapter):
             prefetch,
             self._quorum,
             short_poll=spec.recipe.consumers.poll == "short",
+            responder=spec.recipe.request_reply,
         )
+        if spec.recipe.request_reply:
+            self._responders[consumer_id] = consumer
+        return consumer
+
+    def replier(self, consumer_id: int) -> DirectReplySender:
+        consumer = self._responders.get(consumer_id)
+        if consumer is None:
+            raise BrokerError(f"rabbitmq: responder {consumer_id} has no consumer to reply for")
+        return DirectReplySender(consumer)
+
+    def replies(self, producer_id: int) -> DirectReplies:
+        return DirectReplies(self._requesters, producer_id)
 
     def losses_expected(self) -> str | None:
         if self._persistent or self._quorum:
