@@ -1,8 +1,10 @@
 """RabbitMQ beyond the shared contract: quorum queues, the confirm window, ack framing,
 returned messages, a broker that dies under its clients, attempts counted by republishing,
-retention by age and dead letters on quorum queues."""
+retention by age and dead letters on quorum queues, pub-sub's queue per subscriber and
+request-reply's direct reply-to."""
 
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -340,3 +342,59 @@ def test_kept_dead_letters_of_a_retention_run(session_lab):
     finally:
         again.teardown()
         again.close()
+
+
+def test_pub_sub_fills_a_queue_per_subscriber_and_returns_what_none_took(session_lab):
+    recipe = {"pattern": "pub-sub", "subscribers": {"count": 2}}
+    with provisioned(new_adapter(session_lab, "rabbitmq", recipe)) as adapter:
+        produce(adapter, 30)
+        assert wait_depth(adapter, 60) == 60
+        assert adapter.probe().subscriber_depths == {"sub-1": 30, "sub-2": 30}
+        for sub in ("sub-1", "sub-2"):
+            consumer = adapter_for(replace(adapter.spec, subscriber=sub)).consumer(0)
+            try:
+                assert sorted(drain(consumer, 30)) == list(range(30))
+            finally:
+                consumer.close()
+        assert wait_depth(adapter, 0) == 0
+        for sub in ("sub-1", "sub-2"):  # the exchange stays, bound to nothing
+            adapter._admin_call(10, "queue_delete", adapter.spec.group_of(sub))
+        producer = adapter.producer(0)
+        try:
+            producer.send(lab_messages(adapter.spec, 5))
+            acks = producer.flush(10)
+        finally:
+            producer.close()
+    assert sorted(a.seq for a in acks) == list(range(5))
+    assert not any(a.ok for a in acks) and all("returned" in a.error for a in acks)
+
+
+def test_direct_reply_to_answers_on_the_requesters_channel_after_its_producer_closed(
+    session_lab,
+):
+    recipe = {"pattern": "request-reply", "producers": {"count": 2}}
+    with provisioned(new_adapter(session_lab, "rabbitmq", recipe)) as adapter:
+        requesters = [adapter.producer(i) for i in range(2)]
+        inboxes = [adapter.replies(i) for i in range(2)]
+        consumer, replier = adapter.consumer(0), None
+        try:
+            for i, producer in enumerate(requesters):
+                producer.send(lab_messages(adapter.spec, 10, producer=i))
+                assert all(a.ok for a in producer.flush(10))
+                producer.close()  # a requester waits for its last replies without it
+            replier = adapter.replier(0)
+            got = receive(consumer, 20)
+            headers = [d.payload[: messages.HEADER_SIZE] for d in got]
+            replier.send([(messages.decode(h).producer, h) for h in headers])
+            consumer.ack(got)
+            for i, inbox in enumerate(inboxes):
+                replies = []
+                deadline = time.monotonic() + 10
+                while len(replies) < 10 and time.monotonic() < deadline:
+                    replies += inbox.receive(0.5)
+                assert sorted(messages.decode(r).seq for r in replies) == list(range(10))
+                assert {messages.decode(r).producer for r in replies} == {i}
+        finally:
+            for client in (*inboxes, consumer, replier):
+                if client is not None:
+                    client.close()

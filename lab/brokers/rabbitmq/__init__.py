@@ -1,7 +1,9 @@
-"""RabbitMQ: a durable work queue per run, publisher confirms, manual consumer acks.
+"""RabbitMQ: a durable work queue per run, publisher confirms, manual consumer acks;
+pub-sub through a fanout exchange and a queue per subscriber.
 
 amqp.py      one pika connection and channel whose I/O runs only when pumped
 clients.py   the producer (a window of confirms) and the consumer
+replies.py   request-reply by direct reply-to
 adapter.py   provision, probe, teardown, dead letters
 dlq.py       retention (x-max-length and friends), dead letters, retries
 native.py    its own Erlang node, cookie and epmd; service.py its containers
@@ -24,6 +26,11 @@ class RabbitMQPlugin(BrokerPlugin):
     name = "rabbitmq"
     display = "RabbitMQ"
     order = 20
+    patterns = ("work-queue", "pub-sub", "fire-and-forget", "request-reply")
+    request_reply = (
+        "direct reply-to (amq.rabbitmq.reply-to) consumed on each requester's publishing"
+        " channel; no reply queue"
+    )
     fire_and_forget = "transient messages (delivery mode 1) without publisher confirms"
     polling = {
         "long": (

@@ -1,4 +1,10 @@
-"""The RabbitMQ producer (a window of publisher confirms) and consumer (manual acks)."""
+"""The RabbitMQ producer (a window of publisher confirms) and consumer (manual acks).
+
+Pub-sub: the producer publishes to the run's fanout exchange, each consumer reads its
+subscriber's queue. Request-reply (direct reply-to): the producer's channel consumes
+`amq.rabbitmq.reply-to` and its replies are read through it (replies.py); a responder
+learns each request's reply address from the request's `reply-to` property.
+"""
 
 from collections import deque
 
@@ -8,6 +14,7 @@ from pika import spec as amqp
 from pika.channel import Channel
 from pika.exceptions import AMQPError
 
+from lab import messages
 from lab.brokers.contract import (
     Ack,
     BrokerError,
@@ -21,14 +28,39 @@ from lab.brokers.rabbitmq import dlq as rdlq
 from lab.brokers.rabbitmq.amqp import CONNECT_TIMEOUT, Session
 from lab.endpoints import Endpoint
 
+# The pseudo-queue of direct reply-to: consumed without acks, on the channel that
+# publishes the requests; RabbitMQ rewrites it in each request to that channel's address.
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+
 
 class RabbitMQProducer(ProducerClient):
-    """window 0: no publisher confirms (fire-and-forget); nothing is ever acked."""
+    """window 0: no publisher confirms (fire-and-forget); nothing is ever acked.
 
-    def __init__(self, queue: str, ep: Endpoint, persistent: bool, window: int) -> None:
+    Publishes to `exchange` with routing key `queue` (the default exchange and the run's
+    queue, or a fanout exchange, which ignores the key). `replies`: the channel also
+    consumes direct reply-to, and each request names it as its reply address."""
+
+    def __init__(
+        self,
+        queue: str,
+        ep: Endpoint,
+        persistent: bool,
+        window: int,
+        exchange: str = "",
+        replies: bool = False,
+    ) -> None:
         self._queue = queue
+        self._exchange = exchange
         self._window = window
-        self._props = pika.BasicProperties(delivery_mode=2 if persistent else 1)
+        mode = 2 if persistent else 1
+        self._props = pika.BasicProperties(
+            delivery_mode=mode, reply_to=DIRECT_REPLY_TO if replies else None
+        )
+        self._replies: list[bytes] = []
+        # Direct reply-to ties the replies to this channel: a ReplyReceiver reading them
+        # may outlive the producer (a requester waits for its last replies after the
+        # producer is closed), so the connection closes when both are done with it.
+        self._held = self._closed = False
         # A confirm-mode channel numbers its publishes 1, 2, 3...; confirms name that tag.
         self._inflight: dict[int, Outgoing] = {}
         self._next_tag = 1
@@ -45,9 +77,46 @@ class RabbitMQProducer(ProducerClient):
                 self._session.call(
                     CONNECT_TIMEOUT, self._channel.confirm_delivery, self._on_confirm
                 )
+            if replies:
+                # Before the first request: RabbitMQ refuses a reply-to address on a
+                # channel that does not consume it.
+                self._session.call(
+                    CONNECT_TIMEOUT,
+                    self._channel.basic_consume,
+                    DIRECT_REPLY_TO,
+                    self._on_reply,
+                    auto_ack=True,
+                )
         except BaseException:
             self._session.close()
             raise
+
+    def _on_reply(self, _ch: Channel, _m: amqp.Basic.Deliver, _p: object, body: bytes) -> None:
+        self._replies.append(body)
+
+    def _has_replies(self) -> bool:
+        return bool(self._replies)
+
+    def take_replies(self, timeout: float) -> list[bytes]:
+        """The replies that came to this channel, waiting up to `timeout` for the first."""
+        self._session.pump(timeout, self._has_replies)
+        replies, self._replies = self._replies, []
+        return replies
+
+    @property
+    def broken(self) -> bool:
+        """Its connection failed or was closed: no reply will come through it."""
+        return self._session.error is not None
+
+    def hold(self) -> None:
+        """A ReplyReceiver reads through this producer's connection: keep it open."""
+        self._held = True
+
+    def release(self) -> None:
+        """The ReplyReceiver is done: close the connection if the producer is too."""
+        self._held = False
+        if self._closed:
+            self._session.close()
 
     def _on_return(self, _ch: Channel, _m: amqp.Basic.Return, _p: object, body: bytes) -> None:
         self._returned.append(body)  # the broker sends it just before that message's ack
@@ -84,13 +153,13 @@ class RabbitMQProducer(ProducerClient):
     def send(self, batch: list[Outgoing]) -> None:
         session, inflight = self._session, self._inflight
         publish, queue, props = self._channel.basic_publish, self._queue, self._props
-        confirming = self._window > 0
+        exchange, confirming = self._exchange, self._window > 0
         for msg in batch:
             if confirming and len(inflight) >= self._window:
                 session.coalesce_output()
                 session.pump(None, self._has_room)  # backpressure; heartbeats end a dead wait
             try:
-                publish("", queue, msg.payload, props, confirming)
+                publish(exchange, queue, msg.payload, props, confirming)
             except AMQPError as exc:
                 raise BrokerError(session.error or f"publish failed: {exc!r}") from exc
             if confirming:
@@ -113,7 +182,9 @@ class RabbitMQProducer(ProducerClient):
         return self._take()
 
     def close(self) -> None:
-        self._session.close()
+        self._closed = True
+        if not self._held:
+            self._session.close()
 
 
 class RabbitMQConsumer(ConsumerClient):
@@ -132,8 +203,14 @@ class RabbitMQConsumer(ConsumerClient):
         prefetch: int,
         broker_counts: bool,
         short_poll: bool = False,
+        responder: bool = False,
     ) -> None:
         self._queue = queue
+        # Request-reply: the reply address of each request received and not yet settled,
+        # by its lab header (what the responder sends back). The worker replies before it
+        # acks, so an address is kept exactly as long as it may be asked for.
+        self._responder = responder
+        self.reply_to: dict[bytes, str] = {}
         # Short polling is basic.get: the broker pushes nothing; each message is asked for.
         self._short_poll = short_poll
         self._got_answer = False
@@ -204,16 +281,33 @@ class RabbitMQConsumer(ConsumerClient):
 
     def receive(self, max_messages: int, timeout: float) -> list[Delivery]:
         if self._short_poll:
-            return self._get(max_messages)
-        buffer = self._buffer
-        self._session.pump(timeout, self._has_buffered)
-        return [buffer.popleft() for _ in range(min(max_messages, len(buffer)))]
+            taken = self._get(max_messages)
+        else:
+            buffer = self._buffer
+            self._session.pump(timeout, self._has_buffered)
+            taken = [buffer.popleft() for _ in range(min(max_messages, len(buffer)))]
+        if self._responder:
+            size, addresses = messages.HEADER_SIZE, self.reply_to
+            for d in taken:
+                address = d.handle[1].reply_to
+                if address:
+                    addresses[d.payload[:size]] = address
+        return taken
+
+    @property
+    def publisher(self) -> rdlq.Publisher:
+        """The consumer's own publishing connection (retries, dead letters, replies)."""
+        return self._publisher
 
     def _settle(self, deliveries: list[Delivery], requeue: bool | None) -> None:
         """basic.ack (requeue None) or basic.nack: one multiple=True frame when the tags
         cover every unsettled tag up to the highest, one frame per tag otherwise."""
         if not deliveries:
             return
+        if self._responder:
+            size, addresses = messages.HEADER_SIZE, self.reply_to
+            for d in deliveries:
+                addresses.pop(d.payload[:size], None)
         channel, ahead = self._channel, self._settled_ahead
         tags: list[int] = [d.handle[0] for d in deliveries]
         high = max(tags)

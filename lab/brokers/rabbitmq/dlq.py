@@ -165,9 +165,11 @@ class Confirms:
     def _all_confirmed(self) -> bool:
         return not self._pending
 
-    def publish(self, routing_key: str, body: bytes, props: pika.BasicProperties) -> None:
+    def publish(
+        self, routing_key: str, body: bytes, props: pika.BasicProperties, mandatory: bool = True
+    ) -> None:
         try:
-            self._channel.basic_publish("", routing_key, body, props, True)
+            self._channel.basic_publish("", routing_key, body, props, mandatory)
         except AMQPError as exc:
             raise BrokerError(self._session.error or f"publish failed: {exc!r}") from exc
         self._pending.add(self._next_tag)
@@ -210,12 +212,16 @@ class Publisher:
                 raise
         return self._open[1]
 
-    def publish(self, batch: list[tuple[str, bytes, pika.BasicProperties]]) -> None:
-        """Publish (routing key, body, properties) each and wait until all are confirmed."""
+    def publish(
+        self, batch: list[tuple[str, bytes, pika.BasicProperties]], mandatory: bool = True
+    ) -> None:
+        """Publish (routing key, body, properties) each and wait until all are confirmed.
+        mandatory=False for direct reply-to addresses, which RabbitMQ returns as unrouted
+        to a mandatory publish, though it delivers them."""
         confirms = self._confirms()
         try:
             for routing_key, body, props in batch:
-                confirms.publish(routing_key, body, props)
+                confirms.publish(routing_key, body, props, mandatory)
             confirms.wait()
         except BrokerError:
             # Whether the broker kept them is unknown. The caller has not acked the
