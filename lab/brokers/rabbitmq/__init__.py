@@ -4,6 +4,7 @@ amqp.py      one pika connection and channel whose I/O runs only when pumped
 clients.py   the producer (a window of confirms) and the consumer
 adapter.py   provision, probe, teardown, dead letters
 dlq.py       retention (x-max-length and friends), dead letters, retries
+settings.py  the settings read back from the node (rabbitmqctl list_queues)
 native.py    its own Erlang node, cookie and epmd; service.py its containers
 """
 

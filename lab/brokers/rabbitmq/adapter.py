@@ -18,6 +18,7 @@ from lab.brokers.contract import (
     RunSpec,
 )
 from lab.brokers.rabbitmq import dlq as rdlq
+from lab.brokers.rabbitmq import settings as rsettings
 from lab.brokers.rabbitmq.amqp import CONNECT_TIMEOUT, PROBE_TIMEOUT, SETUP_TIMEOUT, Session
 from lab.brokers.rabbitmq.clients import RabbitMQConsumer, RabbitMQProducer
 
@@ -143,6 +144,9 @@ class RabbitMQAdapter(BrokerAdapter):
             "prefetch": str(recipe.consumers.prefetch),
             **rdlq.settings(self.spec, self._quorum),
         }
+
+    def read_settings(self) -> dict[str, str]:
+        return rsettings.read_settings(self.spec)
 
     def producer(self, producer_id: int) -> ProducerClient:
         window = 0 if self.spec.recipe.forget else self.spec.options.confirm_window
