@@ -106,6 +106,7 @@ def parser() -> argparse.ArgumentParser:
         default=[],
         metavar="'TIME ACTION [BROKER] [k=v]'",
         help="inject a fault (repeatable), e.g. '30s kill BROKER' or '10s latency BROKER ms=200'; "
+        "TIME and peak's for= are durations like --duration's (90, 1.5m, 500ms); "
         f"actions: {', '.join(ACTIONS)}",
     )
     p.add_argument(

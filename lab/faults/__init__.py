@@ -10,17 +10,18 @@ how they apply: lab/faults/actions.py.
 """
 
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from lab import durations
 from lab.errors import LabError, unknown_choice
 from lab.faults.actions import ACTIONS, NETWORK_ACTIONS, FaultAction, Scope
 
 
 @dataclass(frozen=True)
 class Fault:
-    """A fault to inject now (a Session command)."""
+    """A fault to inject now (a Session command). A duration argument (peak's `for`) may
+    be text, read like a recipe's durations ('500ms', '5s', '2'); it is seconds after."""
 
     action: str
     broker: str | None = None
@@ -29,17 +30,28 @@ class Fault:
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
             raise unknown_choice("fault action", self.action, ACTIONS)
-        allowed = ACTIONS[self.action].params
-        for key, value in self.args.items():
-            if key not in allowed:
-                names = ", ".join(allowed) or "none"
+        kind = ACTIONS[self.action]
+        args = {}
+        for key, given in self.args.items():
+            if key not in kind.params:
+                names = ", ".join(kind.params) or "none"
                 raise LabError(
                     f"fault '{self.action}' takes no argument '{key}' (it takes: {names})"
                 )
+            value = given
+            if key in kind.durations and isinstance(given, str):
+                value = durations.seconds(given)
+                if value is None:
+                    problem = durations.not_a_duration(given)
+                    raise LabError(f"fault '{self.action}': {key}: {problem}")
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise LabError(f"fault '{self.action}': {key} must be a number, not {value!r}")
             if not math.isfinite(value) or value < 0:
                 raise LabError(f"fault '{self.action}': {key} must be 0 or more, not {value:g}")
+            args[key] = value
+        # Durations given as text ('500ms') are seconds from here on, for the injector
+        # and for what results record.
+        object.__setattr__(self, "args", args)
 
     @property
     def kind(self) -> FaultAction:
@@ -60,37 +72,45 @@ def schedule_problem(
     `brokers` (None: any), or None. A recipe file and --fault say it in the same words."""
     if at > duration:
         return f"{at:g}s is after the run ends ({duration:g}s)"
+    return broker_problem(fault, brokers)
+
+
+def broker_problem(fault: Fault, brokers: Sequence[str] | None) -> str | None:
+    """Why `fault` can never happen on `brokers` (None: any), or None."""
     if brokers is not None and fault.broker and fault.broker not in brokers:
         return f"{fault.broker} is not in this run ({', '.join(brokers)})"
     return None
 
 
-_SPEC = re.compile(r"^\s*(?P<at>\d+(?:\.\d+)?)(?P<unit>ms|s|m)?\s+(?P<rest>\S.*)$")
-
-
 def parse_fault(text: str, brokers: tuple[str, ...] = ()) -> tuple[float, Fault]:
-    """'30s kill kafka' or '10s latency redis ms=200 jitter=50' -> (30.0, Fault(...))."""
-    match = _SPEC.match(text)
-    if not match:
+    """'30s kill kafka' or '10s latency redis ms=200 jitter=50' -> (30.0, Fault(...)).
+    TIME and duration arguments (peak's `for`) read like a recipe's durations: 90, 1.5m,
+    500ms, .5 (seconds)."""
+    when, *words = text.split() or [""]
+    at = durations.seconds(when) if words else None
+    if at is None:
         raise LabError(
             f"fault {text!r} is not 'TIME ACTION [BROKER] [key=value ...]', e.g. '30s kill BROKER'"
         )
-    at = float(match["at"]) * {"ms": 0.001, "s": 1.0, "m": 60.0}[match["unit"] or "s"]
-    action, *rest = match["rest"].split()
+    action, *rest = words
+    kind = ACTIONS.get(action)
     broker = None
     if rest and "=" not in rest[0]:
         broker = rest.pop(0)
         if brokers and broker not in brokers:
             raise unknown_choice("broker", broker, brokers)
-    args = {}
+    args: dict[str, float | str] = {}
     for item in rest:
         key, sep, value = item.partition("=")
-        try:
-            args[key] = float(value.rstrip("s")) if sep else float("nan")
-        except ValueError:
-            raise LabError(f"fault {text!r}: {item!r} is not key=number") from None
         if not sep:
             raise LabError(f"fault {text!r}: {item!r} is not key=number")
+        if kind is not None and key in kind.durations:
+            args[key] = value  # Fault reads it as a duration, and names the argument if not
+            continue
+        try:
+            args[key] = float(value)
+        except ValueError:
+            raise LabError(f"fault {text!r}: {item!r} is not key=number") from None
     return at, Fault(action, broker, args)
 
 
@@ -100,6 +120,7 @@ __all__ = [
     "Fault",
     "FaultAction",
     "Scope",
+    "broker_problem",
     "parse_fault",
     "schedule_problem",
 ]

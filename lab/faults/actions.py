@@ -47,6 +47,7 @@ class FaultAction:
     name: ClassVar[str]
     summary: ClassVar[str]  # what it does, for --help, the TUI's help and errors
     params: ClassVar[dict[str, float]] = {}  # the arguments it takes, with their defaults
+    durations: ClassVar[tuple[str, ...]] = ()  # those of params that are durations (seconds)
     scope: ClassVar[Scope]
     destructive: ClassVar[bool] = False  # the TUI asks first
 
@@ -166,6 +167,7 @@ class Peak(FaultAction):
     name, scope = "peak", Scope.PRODUCERS
     summary = "multiply the producers' rate by x for `for` seconds"
     params = {"x": 10.0, "for": 10.0}
+    durations = ("for",)
 
     def apply(self, fault: "Fault", injector: "FaultInjector", run: Target) -> None:
         run.set_rate(fault.arg("x"))

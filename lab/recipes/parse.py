@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from lab import brokers as registry
+from lab import durations
 from lab.errors import LabError, unknown_choice
 from lab.recipes.model import PATTERNS, Fault, Recipe
 
 RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
 
-_UNITS_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 _UNITS_BYTES = {
     "b": 1,
     "kb": 1000,
@@ -118,8 +118,7 @@ def parse(data: dict[str, Any], source: str = "<recipe>") -> Recipe:
         data["brokers"] = list(registry.default_names())
     recipe = _build(Recipe, data, source, "", extra=sections)
     recipe = dataclasses.replace(recipe, options=options)
-    _check_whole(recipe, source)
-    return recipe
+    return _check_whole(recipe, source)
 
 
 def _broker_sections() -> dict[str, type]:
@@ -228,13 +227,10 @@ def _show(value: float, unit: str | None) -> str:
 
 
 def _seconds(raw: Any, source: str, name: str) -> float:
-    if isinstance(raw, int | float) and not isinstance(raw, bool):
-        return float(raw)
-    # A bare number is seconds, as for sleep and timeout.
-    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(ms|s|m|min|h)?\s*", str(raw))
-    if not match:
-        raise _fail(source, name, f"{raw!r} is not a duration; write e.g. 30, 30s, 500ms, 2m, 1h")
-    return float(match.group(1)) * _UNITS_S[match.group(2) or "s"]
+    value = durations.seconds(raw)
+    if value is None:
+        raise _fail(source, name, durations.not_a_duration(raw))
+    return value
 
 
 def _bytes(raw: Any, source: str, name: str) -> int:
@@ -246,8 +242,8 @@ def _bytes(raw: Any, source: str, name: str) -> int:
     return int(float(match.group(1)) * _UNITS_BYTES[match.group(2).lower()])
 
 
-def _check_whole(recipe: Recipe, source: str) -> None:
-    """Rules that span fields."""
+def _check_whole(recipe: Recipe, source: str) -> Recipe:
+    """Rules that span fields; the recipe with its faults' arguments in seconds."""
     for i, broker in enumerate(recipe.brokers):
         if broker not in registry.names():
             error = unknown_choice("broker", broker, registry.names())
@@ -271,8 +267,9 @@ def _check_whole(recipe: Recipe, source: str) -> None:
         raise _fail(
             source, "warmup", f"{recipe.warmup:g}s leaves nothing of a {recipe.duration:g}s run"
         )
-    for i, fault in enumerate(recipe.faults):
-        _check_fault(fault, source, f"faults[{i}]", recipe.duration)
+    faults = tuple(
+        _check_fault(f, source, f"faults[{i}]", recipe) for i, f in enumerate(recipe.faults)
+    )
     _check_subscribers(recipe, source)
     _check_requests(recipe, source)
     from lab.stream.check import problem  # the stream package owns its rules
@@ -280,6 +277,7 @@ def _check_whole(recipe: Recipe, source: str) -> None:
     found = problem(recipe.stream)
     if found:
         raise _fail(source, *found)
+    return dataclasses.replace(recipe, faults=faults)
 
 
 def _check_subscribers(recipe: Recipe, source: str) -> None:
@@ -314,17 +312,24 @@ def _check_requests(recipe: Recipe, source: str) -> None:
         raise _fail(source, "poison_share", "poison requests are not built yet")
 
 
-def _check_fault(fault: Fault, source: str, name: str, duration: float) -> None:
+def _check_fault(fault: Fault, source: str, name: str, recipe: Recipe) -> Fault:
+    """The fault as the run will inject it (durations such as `for = "5s"` in seconds), or
+    why it can never happen: on a broker not in the run, or after the run ends."""
+    from lab.faults import ACTIONS, broker_problem, schedule_problem
     from lab.faults import Fault as Injectable  # the faults package owns the actions
-    from lab.faults import schedule_problem
 
     try:
         injectable = Injectable(fault.action, fault.broker or None, fault.args)
     except LabError as exc:
-        raise _fail(source, f"{name}.action", str(exc)) from None
+        field = "action" if fault.action not in ACTIONS else "args"
+        raise _fail(source, f"{name}.{field}", str(exc)) from None
     if fault.broker and fault.broker not in registry.names():
         error = unknown_choice("broker", fault.broker, registry.names())
         raise _fail(source, f"{name}.broker", str(error))
-    problem = schedule_problem(fault.at, injectable, duration)
+    problem = broker_problem(injectable, recipe.brokers)
+    if problem:
+        raise _fail(source, f"{name}.broker", problem)
+    problem = schedule_problem(fault.at, injectable, recipe.duration)
     if problem:
         raise _fail(source, f"{name}.at", problem)
+    return dataclasses.replace(fault, args=dict(injectable.args))

@@ -51,6 +51,10 @@ def test_no_brokers_is_not_all_brokers(settings):
         ("60s kill redis", "--fault '60s kill redis': 60s is after the run ends (20s)"),
         ("4s kill kafka", "--fault '4s kill kafka': kafka is not in this run (redis)"),
         ("4s explode redis", "unknown fault action 'explode'"),
+        # Fault times read like a recipe's durations: 1h is a time, past this run's end.
+        ("1h kill redis", "--fault '1h kill redis': 3600s is after the run ends (20s)"),
+        ("25 kill redis", "--fault '25 kill redis': 25s is after the run ends (20s)"),
+        ("5 peak redis for=soon", "fault 'peak': for: 'soon' is not a duration; write e.g. 30"),
     ],
 )
 def test_a_fault_that_can_never_happen(settings, fault, said):
@@ -63,6 +67,25 @@ def test_the_recipe_file_says_it_in_the_same_words(settings, tmp_path):
     recipe.write_text('duration = 20\n[[faults]]\nat = 60\naction = "kill"\n')
     line = one_line(run_lab(settings, "run", str(recipe)))
     assert line == f"{recipe}: faults[0].at: 60s is after the run ends (20s)"
+
+
+def test_a_recipe_fault_on_a_broker_not_in_the_run(settings, tmp_path):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(
+        'brokers = ["redis"]\nduration = 4\n[[faults]]\nat = 2\naction = "kill"\nbroker = "kafka"\n'
+    )
+    line = one_line(run_lab(settings, "run", str(recipe)))
+    assert line == f"{recipe}: faults[0].broker: kafka is not in this run (redis)"
+
+
+def test_brokers_that_leave_out_a_recipe_faults_broker_are_blamed(settings, tmp_path):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(
+        'brokers = ["redis", "kafka"]\nduration = 4\n'
+        '[[faults]]\nat = 2\naction = "kill"\nbroker = "kafka"\n'
+    )
+    line = one_line(run_lab(settings, "run", str(recipe), "--brokers", "redis"))
+    assert line == "--brokers redis: with it, faults[0].broker: kafka is not in this run (redis)"
 
 
 @pytest.mark.parametrize(

@@ -63,3 +63,28 @@ def test_a_loss_the_durability_did_not_predict_is_a_broken_promise():
     fast = parse({"durability": "fast"})
     run = BrokerRun(RunSpec("r1", "redis", Endpoint("redis", "redis", "127.0.0.1", 9), fast))
     assert run.loss_problem(3).startswith("3 acknowledged messages lost, as durability fast")
+
+
+def test_rabbitmq_reads_its_settings_back_at_start_after_a_restart_and_at_the_end(session_lab):
+    session_lab.endpoint("rabbitmq")
+    recipe = parse(
+        {
+            "name": "rabbitmq-settings",
+            "duration": "8s",
+            "warmup": "1s",
+            "rate": {"rate": 200},
+            "faults": [{"at": "3s", "action": "restart"}],
+        }
+    )
+    session = Session(session_lab.runtime, stop_started_brokers=False)
+    session.start(recipe, ["rabbitmq"])
+    result = session.wait(timeout=180)
+    session.close()
+    assert result is not None
+    rabbitmq = result.brokers["rabbitmq"]
+    reads = [(r["when"], r["settings"]) for r in rabbitmq.settings_read]
+    assert [when for when, _ in reads] == ["start", "after restart", "end"], reads
+    durable = {"queue_type": "classic", "queue_durable": "true"}
+    for when, found in reads:
+        assert durable.items() <= found.items(), (when, found)
+    assert not [e for e in result.events if "settings differ" in e.message], result.events

@@ -65,19 +65,24 @@ class PostgresBroker(NativeBroker):
         """As root, PostgreSQL runs as `postgres`, which must be able to walk to its data dir."""
         if not self.run_as:
             return
-        uid = pwd.getpwnam(self.run_as).pw_uid
-        for parent in self.dir.parents:
-            mode = parent.stat()
-            if parent.stat().st_uid != uid and not mode.st_mode & stat.S_IXOTH:
+        account = pwd.getpwnam(self.run_as)
+        groups = {account.pw_gid, *os.getgrouplist(self.run_as, account.pw_gid)}
+        for parent in reversed(self.dir.parents):  # from / down: the first closed one
+            st = parent.stat()
+            bit = _missing_x(st, account.pw_uid, groups)
+            if bit:
                 raise LabError(
-                    f"PostgreSQL runs as user '{self.run_as}', which cannot enter {parent}: "
-                    "set LAB_STATE_DIR to a directory under /var/lib or /tmp"
+                    f"PostgreSQL runs as user '{self.run_as}', which cannot enter {parent} "
+                    f"(mode {stat.S_IMODE(st.st_mode):04o}, owner {_owner(st.st_uid)}): "
+                    f"chmod {bit} {parent}, or set LAB_STATE_DIR to a directory "
+                    f"'{self.run_as}' can reach"
                 )
 
     def prepare(self) -> None:
-        self._check_reachable()
+        # Made first, so the check sees every parent, also those made now under a umask.
         self.dir.mkdir(parents=True, exist_ok=True)
         self.dir.chmod(0o755)
+        self._check_reachable()
         if (self.data_dir / "PG_VERSION").exists():
             return
         self.data_dir.mkdir(exist_ok=True)
@@ -133,3 +138,21 @@ class PostgresBroker(NativeBroker):
         for key, value in settings.items():
             argv += ["-c", f"{key}={value}"]
         return [ProcessSpec("postgres", argv, user=self.run_as, cwd=self.dir)]
+
+
+def _missing_x(st: os.stat_result, uid: int, groups: set[int]) -> str | None:
+    """The chmod that would let the user search the directory (u+x, g+x or o+x), or None
+    if it may. Only the class the user falls in counts (owner, else group, else others),
+    as in the kernel: a 0707 directory is closed to its group."""
+    if st.st_uid == uid:
+        return None if st.st_mode & stat.S_IXUSR else "u+x"
+    if st.st_gid in groups:
+        return None if st.st_mode & stat.S_IXGRP else "g+x"
+    return None if st.st_mode & stat.S_IXOTH else "o+x"
+
+
+def _owner(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)

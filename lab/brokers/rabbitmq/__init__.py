@@ -6,6 +6,7 @@ clients.py   the producer (a window of confirms) and the consumer
 replies.py   request-reply by direct reply-to
 adapter.py   provision, probe, teardown, dead letters
 dlq.py       retention (x-max-length and friends), dead letters, retries
+settings.py  the settings read back from the node (rabbitmqctl list_queues)
 native.py    its own Erlang node, cookie and epmd; service.py its containers
 """
 

@@ -20,6 +20,7 @@ from lab.brokers.contract import (
     RunSpec,
 )
 from lab.brokers.rabbitmq import dlq as rdlq
+from lab.brokers.rabbitmq import settings as rsettings
 from lab.brokers.rabbitmq.amqp import CONNECT_TIMEOUT, PROBE_TIMEOUT, SETUP_TIMEOUT, Session
 from lab.brokers.rabbitmq.clients import RabbitMQConsumer, RabbitMQProducer
 from lab.brokers.rabbitmq.replies import DirectReplies, DirectReplySender
@@ -191,6 +192,9 @@ class RabbitMQAdapter(BrokerAdapter):
                 " without mandatory",
             }
         return {}
+
+    def read_settings(self) -> dict[str, str]:
+        return rsettings.read_settings(self.spec, self._queues()[0])
 
     def producer(self, producer_id: int) -> ProducerClient:
         spec = self.spec
