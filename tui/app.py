@@ -76,6 +76,7 @@ class BrokerLabApp(App[int]):
         self.feeds: list[Feed] = []  # everything to close on the way out
         self.saved: set[str] = set()  # run ids whose results are written
         self.started_brokers: list[str] = []  # brought up here: stopped on the way out
+        self.versions: dict[str, str] = {}  # as statuses said them, for the Run screen
         self.quitting = False
         self.signalled = 0  # the signal that asked us to quit, if one did
         self._cleanup_lock = threading.Lock()
@@ -111,22 +112,27 @@ class BrokerLabApp(App[int]):
     def broker_status(self, brokers: list[str]) -> list[BrokerStatus]:
         """Called from a worker thread."""
         if self._broker_status is not None:
-            return self._broker_status(brokers)
+            return self._remember(self._broker_status(brokers))
         if self.runtime is None:
             return []
-        return self.runtime.status(brokers, sample_seconds=0)
+        return self._remember(self.runtime.status(brokers, sample_seconds=0))
+
+    def _remember(self, statuses: list[BrokerStatus]) -> list[BrokerStatus]:
+        self.versions.update((s.broker, s.version) for s in statuses if s.version)
+        return statuses
 
     def bring_up(self, brokers: list[str], progress: Progress) -> None:
         """Start the brokers that are not running and wait for them (a worker thread).
         They are remembered first, so even a start that fails half-way is undone later."""
         if self.runtime is None:
             raise RuntimeError("no runtime: this is a replay")
-        before = {s.broker: s.state for s in self.runtime.status(brokers, sample_seconds=0)}
+        statuses = self._remember(self.runtime.status(brokers, sample_seconds=0))
+        before = {s.broker: s.state for s in statuses}
         for broker in brokers:
             if before.get(broker) in NOT_RUNNING and broker not in self.started_brokers:
                 self.started_brokers.append(broker)
         if any(before.get(b) is not BrokerState.HEALTHY for b in brokers):
-            self.runtime.up(brokers, progress)
+            self._remember(self.runtime.up(brokers, progress))
 
     def start_run(self, recipe: Recipe, brokers: list[str], mode: str) -> None:
         if self.runtime is None:
@@ -136,7 +142,7 @@ class BrokerLabApp(App[int]):
         self.feeds.append(session)
         subscription = session.subscribe()
         session.start(recipe, names, mode)
-        info = RunInfo(names, recipe.to_dict(), live=True)
+        info = RunInfo(names, recipe.to_dict(), True, {n: self.versions.get(n) for n in names})
         self.push_screen(RunScreen(session, info, subscription))
 
     def back_to_start(self, screen: RunScreen) -> None:

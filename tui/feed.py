@@ -8,7 +8,8 @@ from a RunResult's series and events, so it needs no broker.
 import dataclasses
 import queue
 import threading
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from lab.engine.commands import Command
@@ -36,6 +37,9 @@ class RunInfo:
     brokers: tuple[str, ...]
     recipe: dict  # the recipe as a dict (dataclasses.asdict), for the rate profile
     live: bool  # False: a replay, commands go nowhere
+    # broker -> its server and version, as the runtime reported them (an emulator's
+    # column names its server)
+    versions: Mapping[str, str | None] = field(default_factory=dict)
 
 
 def snapshots_from_result(result: RunResult) -> list[Snapshot]:
@@ -179,7 +183,8 @@ class ReplayFeed:
 
     @property
     def info(self) -> RunInfo:
-        return RunInfo(tuple(self.result.brokers), self.result.recipe, live=False)
+        versions = {name: b.version for name, b in self.result.brokers.items()}
+        return RunInfo(tuple(self.result.brokers), self.result.recipe, False, versions)
 
     def subscribe(self) -> "queue.Queue[Snapshot | None]":
         q: queue.Queue = queue.Queue()

@@ -58,6 +58,9 @@ class Service:
     labels: Mapping[str, str] = field(default_factory=dict)
     # Files in the container: path -> content (compose `configs`; the clusters use them).
     files: Mapping[str, str] = field(default_factory=dict)
+    # What `lab status` and results call the server, where the tag is not its version
+    # (an emulator inside a Cloud SDK or Node.js image); None: the tag's version.
+    version: str | None = None
 
     @property
     def ref(self) -> str:

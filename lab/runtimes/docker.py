@@ -140,7 +140,8 @@ class DockerRuntime:
             sample = second.get(name) or first.get(name)
             pid = running[name].attrs["State"].get("Pid") if name in running else None
             cpu = engine.cpu_percent(first[name], second[name]) if second.get(name) else None
-            image_version = self.containers.service(name).tag.split("-")[0]
+            service = self.containers.service(name)
+            image_version = service.version or service.tag.split("-")[0]
             rows.append(
                 BrokerStatus(
                     broker=name,

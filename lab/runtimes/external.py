@@ -11,6 +11,18 @@ pause, resume and restart say so. Network faults still work, through the chaos p
     rabbitmq = "amqp://lab:PASS@10.0.0.6:5672/"
     redis = "redis://:PASS@10.0.0.7:6379/0"
     postgres = "postgresql://lab:PASS@10.0.0.8:5432/postgres"
+    sqs = "sqs+https://message-queue.api.cloud.yandex.net"   # or sqs.REGION.amazonaws.com
+    kinesis = "kinesis+https://kinesis.eu-west-1.amazonaws.com"
+    pubsub = "pubsub://pubsub.googleapis.com:443/my-project"
+
+The cloud brokers run the same code on their emulators and on the services, which the
+URL tells apart: `sqs://HOST:9324` is ElasticMQ over plain http, `sqs+https://HOST` a
+service (Amazon SQS, Yandex Message Queue); `kinesis://HOST:4567` is kinesalite,
+`kinesis+https://HOST[/REGION/FOLDER/DATABASE]` Amazon Kinesis or Yandex Data Streams;
+`pubsub://HOST:PORT/PROJECT` is Google's emulator on any port but 443, Google's service
+(TLS) on 443. Their credentials never come from the URL: the AWS SDK's chain
+(AWS_ACCESS_KEY_ID, ~/.aws/credentials) and Google's Application Default Credentials
+(GOOGLE_APPLICATION_CREDENTIALS) find them, as every SDK does.
 
 Passwords are never shown: status, errors and logs carry redacted URLs only.
 """

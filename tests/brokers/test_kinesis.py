@@ -325,7 +325,7 @@ def test_up_message_kill_pause_restart_down(fresh_lab):
     [status] = fresh_lab.up(["kinesis"])
     took = time.monotonic() - started
     assert status.state is BrokerState.HEALTHY, status
-    assert status.pid and status.version == "3.3.3" and status.rss_bytes > 0
+    assert status.pid and status.version == "kinesalite 3.3.3" and status.rss_bytes > 0
     assert took < 30, f"kinesalite took {took:.1f} s to answer"
     ep = fresh_lab.endpoint("kinesis")
     assert roundtrip(ep, b"before") == b"before"

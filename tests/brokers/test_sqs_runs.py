@@ -1,6 +1,7 @@
 """The lab's recipes on SQS (ElasticMQ), shortened: the ledger exact on each; poison
 messages in the dead-letter queue with their attempts, listed and redriven by `lab dlq`;
-a SIGKILLed server that loses nothing; and the external runtime on the same server."""
+a SIGKILLed server that loses nothing, a paused one and a network partition that are
+latency, not loss; and the external runtime on the same server."""
 
 import json
 import time
@@ -91,6 +92,33 @@ def test_broker_crash_loses_no_acked_message(session_lab):
     assert s["delivered"] == s["acked"] > 0, s
     kinds = [e.message.split()[0] for e in result.events if e.kind == "fault"]
     assert kinds[:2] == ["kill", "restart"]
+
+
+def test_a_paused_server_is_latency_not_loss(session_lab):
+    """SIGSTOP for 3 s: sends, receives and deletes wait for it, nothing is lost, and the
+    open-loop schedule shows the freeze as latency on what was sent meanwhile."""
+    _, s = run(
+        session_lab,
+        {"duration": "12s", "rate": {"rate": 150}},
+        faults=[(4, Fault("pause")), (7, Fault("resume"))],
+    )
+    assert (s["lost"], s["in_flight"]) == (0, 0), s
+    assert s["delivered"] == s["acked"] > 0, s
+    assert s["e2e_latency_ms"]["max"] >= 2000, s["e2e_latency_ms"]
+
+
+def test_a_network_partition_then_heal(session_lab):
+    """A blackhole in the chaos proxy for 3 s: requests hang, then go on after the heal."""
+    result, s = run(
+        session_lab,
+        {"duration": "12s", "rate": {"rate": 150}, "drain_timeout": "40s"},
+        faults=[(4, Fault("blackhole")), (7, Fault("heal"))],
+    )
+    assert (s["lost"], s["in_flight"]) == (0, 0), s
+    assert s["delivered"] == s["acked"] > 0, s
+    assert s["e2e_latency_ms"]["max"] >= 2000, s["e2e_latency_ms"]
+    kinds = [e.message.split()[0] for e in result.events if e.kind == "fault"]
+    assert kinds[:2] == ["blackhole", "heal"], kinds
 
 
 def test_retention_squeeze_names_nothing_dropped_on_elasticmq(session_lab):

@@ -35,7 +35,7 @@ def test_up_from_a_fresh_state_dir_and_down_leaves_nothing(fresh_lab):
     up = ok(run_lab(settings, "up", "kinesis"))
     assert "kinesis: healthy in" in up.stderr
     [row] = json.loads(ok(run_lab(settings, "status", "kinesis", "--json")).stdout)
-    assert row["state"] == "healthy" and row["version"] == "3.3.3"
+    assert row["state"] == "healthy" and row["version"] == "kinesalite 3.3.3"
     ok(run_lab(settings, "down"))
     assert leftovers(settings) == []
 

@@ -5,6 +5,7 @@ import os
 import psutil
 import pytest
 
+from lab import brokers as registry
 from lab.runtimes import BrokerState
 from tests.helpers import leftovers
 from tests.runtimes.roundtrip import ROUNDTRIP
@@ -17,8 +18,10 @@ def state_of(runtime, broker):
     return status
 
 
-@pytest.mark.parametrize("broker", ["kafka", "rabbitmq", "redis", "postgres"])
+# Every registered broker, so a new one is covered by being added (with its round trip).
+@pytest.mark.parametrize("broker", registry.names())
 def test_up_message_kill_restart_down(fresh_lab, broker):
+    assert broker in ROUNDTRIP, f"tests/runtimes/roundtrip.py has no round trip for {broker}"
     [status] = fresh_lab.up([broker])
     assert status.state is BrokerState.HEALTHY, status
     assert status.pid and status.version and status.rss_bytes > 0

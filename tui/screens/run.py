@@ -77,7 +77,7 @@ class RunScreen(Screen[None]):
         yield RunHeader(id="header")
         with HorizontalScroll(id="columns", can_focus=False):
             for i, broker in enumerate(self.info.brokers):
-                yield BrokerColumn(broker, i)
+                yield BrokerColumn(broker, i, self.info.versions.get(broker))
         yield SummaryRow(id="summary")
         yield EventLog()
         yield FittingFooter(compact=True, show_command_palette=False)

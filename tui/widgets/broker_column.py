@@ -5,6 +5,8 @@ Updated in place twice a second: each part is redrawn only when its text changed
 no layout pass (the column's shape never changes), and each Sparkline gets a new list.
 """
 
+import re
+
 from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
@@ -51,6 +53,26 @@ class Readout(Static):
             self._wrapped = None  # the next show() decides again
 
 
+def emulator_titles(number: int, broker: str, display: str, server: str | None) -> list[str]:
+    """An emulator's column titles, longest first: what it emulates and on which server,
+    as far as the width allows (the tooltip says it all)."""
+    head = f"{number} {broker}"
+    if server is None:
+        what = f"{display} emulator"
+    elif "emulator" in server.lower():
+        what = server  # "Pub/Sub emulator 0.8.20" says both
+    else:
+        what = f"{display} emulator: {server}"
+    titles = [f"{head} · {what}"]
+    # Where the broker's name is the service's ("kinesis", "Kinesis"), the display name
+    # can stand for both.
+    if re.sub(r"[^a-z0-9]", "", display.lower()) == broker and what.startswith(display):
+        titles.append(f"{number} {what}")
+    if server:
+        titles.append(f"{head} · {server}")
+    return [*titles, f"{head} · emulator", head]
+
+
 class BrokerColumn(Vertical):
     DEFAULT_CSS = """
     BrokerColumn {
@@ -76,16 +98,25 @@ class BrokerColumn(Vertical):
     BrokerColumn Readout { text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
-    def __init__(self, broker: str, index: int) -> None:
+    def __init__(self, broker: str, index: int, version: str | None = None) -> None:
         super().__init__(id=f"column-{broker}")
         self.broker = broker
         self.index = index
-        self.border_title = f"{index + 1} {broker}"
+        self.titles = [f"{index + 1} {broker}"]
         plugin = registry.plugins().get(broker)  # a replay's broker may not be installed
         if plugin is not None and plugin.emulates:
-            self.border_title += " · emulator"
-            self.tooltip = f"a local emulator of {plugin.emulates}: its behaviour, not its speed"
+            self.titles = emulator_titles(index + 1, broker, plugin.display, version)
+            server = f" ({version})" if version else ""
+            self.tooltip = (
+                f"a local emulator{server} of {plugin.emulates}: its behaviour, not its speed"
+            )
+        self.border_title = self.titles[0]
         self.current: BrokerSnapshot | None = None
+
+    def on_resize(self) -> None:
+        # The border keeps a corner and a space at each end for itself.
+        room = self.outer_size.width - 4
+        self.border_title = next((t for t in self.titles if cell_len(t) <= room), self.titles[-1])
 
     def compose(self) -> ComposeResult:
         yield Readout(id="state")

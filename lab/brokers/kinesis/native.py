@@ -31,6 +31,10 @@ process.on("SIGINT", stop);
 """
 
 
+def server_version(version: str = KINESALITE_VERSION) -> str:
+    return f"kinesalite {version}"
+
+
 def kinesalite_home(cache_dir: Path) -> Path:
     return cache_dir / f"kinesalite-{KINESALITE_VERSION}"
 
@@ -50,17 +54,22 @@ class KinesaliteBroker(NativeBroker):
             return f"kinesalite {KINESALITE_VERSION} is not installed in {where}: {SETUP_HINT}"
         return None
 
-    def version(self) -> str | None:
+    def installed(self) -> str:
+        """The version of the kinesalite package setup installed."""
         try:
             return json.loads((self.module / "package.json").read_text())["version"]
         except (OSError, ValueError, KeyError):
             return KINESALITE_VERSION
 
+    def version(self) -> str | None:
+        # The server by name: "3.3.3" alone reads as a Kinesis version, which has none.
+        return server_version(self.installed())
+
     def prepare(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = {
             "module": str(self.module),
-            "version": self.version(),
+            "version": self.installed(),
             "port": self.port,
             "options": {
                 # Persistent, always: a stream's storage is chosen when the server starts,

@@ -5,7 +5,7 @@ pinned release from the npm registry into /opt/kinesalite when the container fir
 Inside it kinesalite's own cli.js listens on every interface; the port is published on
 the host's 127.0.0.1 only."""
 
-from lab.brokers.kinesis.native import KINESALITE_VERSION
+from lab.brokers.kinesis.native import KINESALITE_VERSION, server_version
 from lab.runtimes.containers import BROKER_LABEL, HealthCheck, Port, Service
 from lab.settings import Settings
 
@@ -46,4 +46,5 @@ def single_node(settings: Settings) -> Service:
         ),
         stop_timeout=10,
         labels={BROKER_LABEL: "kinesis"},
+        version=server_version(),  # the tag is Node.js's
     )

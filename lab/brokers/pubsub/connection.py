@@ -91,6 +91,9 @@ class Names:
     subscription: str
     dlq_topic: str
     dlq_subscription: str
+    # Whose they are: what a missing resource means (lab dlq) depends on it.
+    run_id: str = ""
+    service: bool = False  # Google's service; else an emulator, which forgets on restart
 
     @classmethod
     def of(cls, spec: RunSpec) -> "Names":
@@ -102,6 +105,8 @@ class Names:
             subscription=f"{subs}/{spec.group}",
             dlq_topic=f"{topics}/{spec.dead_letter_queue}",
             dlq_subscription=f"{subs}/{spec.dead_letter_queue}",
+            run_id=spec.run_id,
+            service=is_service(spec.admin),
         )
 
 

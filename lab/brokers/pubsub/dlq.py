@@ -17,8 +17,14 @@ The subscription `lab-<run>.dlq` on the dead-letter topic keeps both kinds until
 are redriven or torn down. Browsing holds them (see backlog.py) and gives them back;
 redrive re-publishes each to the main topic without its attributes (attempts start
 again) and acks it on the dead-letter subscription once the main topic has it.
+
+The emulator keeps all of it in memory: after it restarted, a kept run's dead-letter
+subscription does not exist, and browse and redrive say that those dead letters are gone
+rather than that the broker did not answer.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 from google.api_core import exceptions as gexc
@@ -28,7 +34,8 @@ from google.pubsub_v1 import SubscriberClient as SubscriptionApi
 
 from lab.brokers.contract import BrokerError, DeadLetter, DeadLetterInfo, dead_letter_of
 from lab.brokers.pubsub.backlog import Held
-from lab.brokers.pubsub.connection import Names, reason
+from lab.brokers.pubsub.connection import Names, gone, reason
+from lab.errors import LabError
 
 REASON = "x-lab-reason"
 ATTEMPTS = "x-lab-attempts"
@@ -95,10 +102,33 @@ def _unix(when: object) -> float:
     return when.timestamp() if isinstance(when, datetime) else 0.0
 
 
+@contextmanager
+def _kept(names: Names) -> Iterator[None]:
+    """A dead-letter subscription that does not exist: one line saying where the dead
+    letters went, and how to forget the run (its entry in the lab's state dir)."""
+    try:
+        yield
+    except BrokerError as exc:
+        if not gone(exc.__cause__):
+            raise
+        forget = f"`lab dlq pubsub --run {names.run_id} --purge` forgets the run"
+        if names.service:
+            raise LabError(
+                f"pubsub: the dead letters of run {names.run_id} are gone: their "
+                f"subscription {names.dlq_subscription} was deleted; {forget}"
+            ) from None
+        # `lab run` stops the brokers it started, so a stop is as likely as a restart.
+        raise LabError(
+            f"pubsub: the Pub/Sub emulator keeps everything in memory and lost the dead "
+            f"letters of run {names.run_id} when it stopped or restarted (`lab run "
+            f"--keep-brokers` keeps it running); {forget}"
+        ) from None
+
+
 def browse(api: SubscriptionApi, names: Names, run_id: str, limit: int) -> list[DeadLetter]:
     """Up to `limit` dead letters, oldest first (by when they reached the dead-letter
     topic); all of them are held while they are sorted, then given back."""
-    with Held(api, names.dlq_subscription) as held:
+    with _kept(names), Held(api, names.dlq_subscription) as held:
         oldest = sorted(held.messages, key=lambda m: (_unix(m.message.publish_time), m.ack_id))
         return [_letter(m, run_id) for m in oldest[:limit]]
 
@@ -106,7 +136,7 @@ def browse(api: SubscriptionApi, names: Names, run_id: str, limit: int) -> list[
 def redrive(api: SubscriptionApi, publisher: pubsub_v1.PublisherClient, names: Names) -> int:
     moved = 0
     while True:
-        with Held(api, names.dlq_subscription, REDRIVE_CHUNK) as held:
+        with _kept(names), Held(api, names.dlq_subscription, REDRIVE_CHUNK) as held:
             if not held:
                 return moved
             letters = held.messages

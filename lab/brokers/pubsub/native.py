@@ -21,6 +21,7 @@ SDK_ROOTS = (
 )
 JAR_GLOB = "platform/pubsub-emulator/lib/cloud-pubsub-emulator-*.jar"
 JAR_VERSION = re.compile(r"cloud-pubsub-emulator-([0-9][0-9.]*)")
+SERVER = "Pub/Sub emulator"  # as Google's docs and `gcloud beta emulators pubsub` call it
 # A small heap and the serial collector: the machine's two cores run seven brokers.
 JVM_OPTIONS = [
     "-Xms32m",
@@ -73,9 +74,10 @@ class PubsubEmulator(NativeBroker):
         return None
 
     def version(self) -> str | None:
+        # The server by name: "0.8.20" alone reads as a Pub/Sub version, which has none.
         jar = emulator_jar()
         match = JAR_VERSION.search(jar.name) if jar else None
-        return match.group(1).strip(".") if match else None
+        return f"{SERVER} {match.group(1).strip('.')}" if match else None
 
     def prepare(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -1,16 +1,18 @@
 """The Pub/Sub emulator as a container, for the docker runtime and compose/.
 
-Google's own emulators image, at the Cloud SDK release whose emulator (0.8.20) the
-native runtime runs. The emulator's start script ends in `exec java`, so the JVM is the
-container's process; where the image keeps the SDK has moved between releases, so the
-command looks in both places.
+Google's own emulators image, at the Cloud SDK release whose emulator (EMULATOR_VERSION)
+the native runtime runs. The emulator's start script ends in `exec java`, so the JVM is
+the container's process; where the image keeps the SDK has moved between releases, so
+the command looks in both places.
 """
 
+from lab.brokers.pubsub.native import SERVER
 from lab.brokers.pubsub.options import NATIVE_PROJECT
 from lab.runtimes.containers import BROKER_LABEL, HealthCheck, Port, Service
 from lab.settings import Settings
 
 IMAGE = ("gcr.io/google.com/cloudsdktool/google-cloud-cli", "528.0.0-emulators")
+EMULATOR_VERSION = "0.8.20"  # what that release's platform/pubsub-emulator holds
 PORT = 8085  # gcloud's default for the Pub/Sub emulator
 SCRIPT = "platform/pubsub-emulator/bin/cloud-pubsub-emulator"
 HEAP = "-Xms32m -Xmx256m -XX:+UseSerialGC"  # as the native runtime runs it
@@ -43,4 +45,5 @@ def single_node(settings: Settings) -> Service:
         ),
         stop_timeout=10,
         labels={BROKER_LABEL: "pubsub"},
+        version=f"{SERVER} {EMULATOR_VERSION}",  # the tag is the Cloud SDK's
     )

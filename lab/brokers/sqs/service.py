@@ -41,4 +41,5 @@ def single_node(settings: Settings) -> Service:
         ),
         stop_timeout=20,
         labels={BROKER_LABEL: "sqs"},
+        version=f"ElasticMQ {IMAGE[1]}",
     )
