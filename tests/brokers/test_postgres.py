@@ -1,6 +1,6 @@
 """PostgreSQL beyond the shared contract: the polling anti-pattern and what it costs,
 durability per session, the live depth estimate, the retention job, the dead-letter
-table and pub-sub's table per subscriber."""
+table, pub-sub's table per subscriber and request-reply's reply table."""
 
 import dataclasses
 import threading
@@ -431,3 +431,26 @@ def test_pub_sub_copies_each_batch_into_every_subscriber_table(make_adapter):
     adapter.teardown()
     for name in (pg_name(adapter.spec, "_sub_1"), pg_name(adapter.spec, "_slow_1_dlq")):
         assert not table_exists(adapter, name)
+
+
+def test_a_requester_sleeps_on_listen_until_its_reply_commits(make_adapter):
+    adapter = make_adapter(pattern="request-reply", producers={"count": 2})
+    mine, theirs = adapter.replies(0), adapter.replies(1)
+    replier = adapter.replier(0)
+    try:
+        assert mine.receive(0) == []
+        thread, got = in_thread(mine.receive, 30.0)
+        time.sleep(0.5)  # asleep on LISTEN
+        started = time.monotonic()
+        replier.send([(0, b"to-0"), (1, b"to-1"), (0, b"to-0 again")])
+        thread.join(30)
+        woke_after = time.monotonic() - started
+        assert woke_after < 15, "woken by NOTIFY, long before its 30 s timeout"
+        assert sorted(got["value"] + mine.receive(0)) == [b"to-0", b"to-0 again"]
+        assert theirs.receive(0) == [b"to-1"], "each requester reads its own replies"
+        assert mine.receive(0) == theirs.receive(0) == [], "read replies are deleted"
+    finally:
+        for client in (mine, theirs, replier):
+            client.close()
+    adapter.teardown()
+    assert not table_exists(adapter, pg_name(adapter.spec, "_replies"))

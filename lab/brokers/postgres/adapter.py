@@ -27,7 +27,7 @@ transaction, so a subscriber is a work queue like any other: competing consumers
 message retries and dead letters, depth from its own table's count. The price is a copy
 of every message per subscriber (an append-only log with a cursor per subscriber would
 write each message once, but then consumers of one subscriber cannot compete, and a
-message cannot be retried or dead-lettered on its own).
+message cannot be retried or dead-lettered on its own). Request-reply: replies.py.
 """
 
 import contextlib
@@ -49,6 +49,7 @@ from lab.brokers.contract import (
     dead_letter_of,
 )
 from lab.brokers.postgres import dlq as pgdlq
+from lab.brokers.postgres import replies
 from lab.brokers.postgres.connection import close as _close
 from lab.brokers.postgres.connection import connect as _connect
 from lab.brokers.postgres.consumers import VISIBILITY_TIMEOUT, PollingConsumer, SkipLockedConsumer
@@ -98,6 +99,9 @@ class PostgresAdapter(BrokerAdapter):
     def provision(self) -> None:
         for subscriber in self.spec.subscribers:
             self._provision_queue(subscriber)
+        if self.spec.recipe.request_reply:
+            for statement in replies.provision_statements(self.spec):
+                self._execute(statement)
         if pgdlq.has_retention(self.spec.recipe.retention):
             self._retention = pgdlq.RetentionJob(self.spec)
 
@@ -164,6 +168,8 @@ class PostgresAdapter(BrokerAdapter):
         if keep_dead_letters:
             return  # both tables stay for `lab dlq`; its own teardown drops them
         names = [*self._queues, *self._dlqs]
+        if self.spec.recipe.request_reply:
+            names.append(replies.table(self.spec))
         drop = sql.SQL("DROP TABLE IF EXISTS {}").format(
             sql.SQL(", ").join(sql.Identifier(name) for name in names)
         )
@@ -264,6 +270,12 @@ class PostgresAdapter(BrokerAdapter):
         if self.spec.options.consume == "polling":
             return PollingConsumer(self.spec, consumer_id, self.sync_commit)
         return SkipLockedConsumer(self.spec, consumer_id, self.sync_commit)
+
+    def replier(self, consumer_id: int) -> replies.PostgresReplySender:
+        return replies.PostgresReplySender(self.spec, consumer_id, self.sync_commit)
+
+    def replies(self, producer_id: int) -> replies.PostgresReplyReceiver:
+        return replies.PostgresReplyReceiver(self.spec, producer_id)
 
     def close(self) -> None:
         _close(self._admin)
