@@ -233,8 +233,9 @@ class PostgresAdapter(BrokerAdapter):
             **extra,
             "retention": pgdlq.describe_retention(self.spec.recipe.retention),
             "dead_letters": (
-                f"table {self._dlqs[0]}{' (one per subscriber)' if len(self._dlqs) > 1 else ''}:"
-                " INSERT + DELETE committed with the"
+                f"table {self._dlqs[0]}"
+                + (" and one beside each other subscriber's table" if len(self._dlqs) > 1 else "")
+                + ": INSERT + DELETE committed with the"
                 " consumer's batch; first failure = the earlier of the first reject"
                 " (any consumer, kept in the row) and the consumer's own record"
             ),
