@@ -1,7 +1,8 @@
 """PostgreSQL beyond the shared contract: the polling anti-pattern and what it costs,
-durability per session, the live depth estimate, the retention job and the dead-letter
-table."""
+durability per session, the live depth estimate, the retention job, the dead-letter
+table, pub-sub's table per subscriber and request-reply's reply table."""
 
+import dataclasses
 import threading
 import time
 import uuid
@@ -390,3 +391,66 @@ def test_a_long_run_id_still_gets_distinct_tables_and_a_channel(session_lab):
         assert adapter.redrive() == 1
         assert adapter.probe(final=True).depth == 1
     assert not any(table_exists(adapter, n) for n in names)
+
+
+def test_pub_sub_copies_each_batch_into_every_subscriber_table(make_adapter):
+    """A delivery row per subscriber: each subscriber's table is a work queue of its own,
+    with competing consumers and per-message retries, and its count is its lag."""
+    adapter = make_adapter(pattern="pub-sub", subscribers={"count": 2, "slow": 1})
+    produce(adapter, 50)
+    probe = adapter.probe()
+    assert probe.subscriber_depths == {"sub-1": 50, "slow-1": 50} and probe.depth == 100
+
+    def consumer(subscriber, consumer_id):
+        return adapter_for(dataclasses.replace(adapter.spec, subscriber=subscriber)).consumer(
+            consumer_id
+        )
+
+    fast = consumer("sub-1", 0)
+    try:
+        assert sorted(drain(fast, 50)) == list(range(50))
+    finally:
+        fast.close()
+    assert adapter.probe().subscriber_depths == {"sub-1": 0, "slow-1": 50}
+
+    first, second = consumer("slow-1", 0), consumer("slow-1", 1)
+    try:
+        a, b = receive(first, 20), receive(second, 20)
+        assert not set(seqs_of(a)) & set(seqs_of(b)), "SKIP LOCKED: no row claimed twice"
+        first.reject(a)  # retried within slow-1 alone
+        second.ack(b)
+        again = receive(first, 30)
+        assert {d.attempts for d in again if messages.decode(d.payload).seq in seqs_of(a)} == {2}
+        first.ack(again)
+    finally:
+        first.close()
+        second.close()
+    final = adapter.probe(final=True)
+    assert final.subscriber_depths == {"sub-1": 0, "slow-1": 0}
+    assert "per subscriber" in adapter.settings()["pub_sub"]
+    adapter.teardown()
+    for name in (pg_name(adapter.spec, "_sub_1"), pg_name(adapter.spec, "_slow_1_dlq")):
+        assert not table_exists(adapter, name)
+
+
+def test_a_requester_sleeps_on_listen_until_its_reply_commits(make_adapter):
+    adapter = make_adapter(pattern="request-reply", producers={"count": 2})
+    mine, theirs = adapter.replies(0), adapter.replies(1)
+    replier = adapter.replier(0)
+    try:
+        assert mine.receive(0) == []
+        thread, got = in_thread(mine.receive, 30.0)
+        time.sleep(0.5)  # asleep on LISTEN
+        started = time.monotonic()
+        replier.send([(0, b"to-0"), (1, b"to-1"), (0, b"to-0 again")])
+        thread.join(30)
+        woke_after = time.monotonic() - started
+        assert woke_after < 15, "woken by NOTIFY, long before its 30 s timeout"
+        assert sorted(got["value"] + mine.receive(0)) == [b"to-0", b"to-0 again"]
+        assert theirs.receive(0) == [b"to-1"], "each requester reads its own replies"
+        assert mine.receive(0) == theirs.receive(0) == [], "read replies are deleted"
+    finally:
+        for client in (mine, theirs, replier):
+            client.close()
+    adapter.teardown()
+    assert not table_exists(adapter, pg_name(adapter.spec, "_replies"))

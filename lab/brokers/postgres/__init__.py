@@ -1,8 +1,10 @@
-"""PostgreSQL as a queue: a table per run, COPY in, SKIP LOCKED (or polling) out.
+"""PostgreSQL as a queue: a table per run (per subscriber in pub-sub), COPY in, SKIP
+LOCKED (or polling) out.
 
 adapter.py     provision, probe, teardown, dead letters; the producer
 consumers.py   the skip-locked consumer and the polling anti-pattern
-dlq.py         the SQL of retention and the dead-letter table
+dlq.py         table names, the SQL of retention and the dead-letter tables
+replies.py     request-reply: the reply table and LISTEN/NOTIFY per requester
 native.py      its own cluster (initdb); service.py its container
 """
 
@@ -23,6 +25,11 @@ class PostgresPlugin(BrokerPlugin):
     name = "postgres"
     display = "PostgreSQL"
     order = 40
+    patterns = ("work-queue", "pub-sub", "fire-and-forget", "request-reply")
+    request_reply = (
+        "a reply table keyed by requester: the responder's INSERT and NOTIFY commit together,"
+        " the requester LISTENs and DELETEs ... RETURNING its replies"
+    )
     fire_and_forget = (
         "asynchronous commit (synchronous_commit = off); the commit's answer is not waited for"
     )

@@ -20,6 +20,14 @@ names every row it deleted; a `lab dlq` instance made later for the same run onl
 browses, redrives and tears down. Dead letters live in the table `<table>_dlq`. Polling
 mode holds no row locks, so retention can delete a row a polling consumer is processing
 (its ack then deletes nothing: the message counts as delivered).
+
+Pub-sub: a delivery row per subscriber. Each subscriber has a queue table of its own (and
+a dead-letter table), and the producer COPYs each batch into every one of them in one
+transaction, so a subscriber is a work queue like any other: competing consumers, per
+message retries and dead letters, depth from its own table's count. The price is a copy
+of every message per subscriber (an append-only log with a cursor per subscriber would
+write each message once, but then consumers of one subscriber cannot compete, and a
+message cannot be retried or dead-lettered on its own). Request-reply: replies.py.
 """
 
 import contextlib
@@ -41,6 +49,7 @@ from lab.brokers.contract import (
     dead_letter_of,
 )
 from lab.brokers.postgres import dlq as pgdlq
+from lab.brokers.postgres import replies
 from lab.brokers.postgres.connection import close as _close
 from lab.brokers.postgres.connection import connect as _connect
 from lab.brokers.postgres.consumers import VISIBILITY_TIMEOUT, PollingConsumer, SkipLockedConsumer
@@ -60,6 +69,9 @@ class PostgresAdapter(BrokerAdapter):
         # instance asks for a final probe just to count dead letters.
         self._retention: pgdlq.RetentionJob | None = None
         self._table_name = pgdlq.pg_name(spec)  # also the NOTIFY channel
+        subs = spec.subscribers  # ("",) but in pub-sub
+        self._queues = [pgdlq.queue_table(spec, sub) for sub in subs]
+        self._dlqs = [pgdlq.dlq_table(spec, sub) for sub in subs]
 
     @property
     def sync_commit(self) -> str:
@@ -85,7 +97,16 @@ class PostgresAdapter(BrokerAdapter):
             raise BrokerError(f"postgres: {exc}") from exc
 
     def provision(self) -> None:
-        table = sql.Identifier(self._table_name)
+        for subscriber in self.spec.subscribers:
+            self._provision_queue(subscriber)
+        if self.spec.recipe.request_reply:
+            for statement in replies.provision_statements(self.spec):
+                self._execute(statement)
+        if pgdlq.has_retention(self.spec.recipe.retention):
+            self._retention = pgdlq.RetentionJob(self.spec)
+
+    def _provision_queue(self, subscriber: str) -> None:
+        table = sql.Identifier(pgdlq.queue_table(self.spec, subscriber))
         self._execute(
             sql.SQL(
                 """CREATE TABLE IF NOT EXISTS {} (
@@ -102,53 +123,55 @@ class PostgresAdapter(BrokerAdapter):
         # The lab pads messages with one repeated byte; compressing that would flatter
         # PostgreSQL against brokers that store payloads as they are.
         self._execute(sql.SQL("ALTER TABLE {} ALTER payload SET STORAGE EXTERNAL").format(table))
-        for statement in pgdlq.provision_statements(self.spec):
+        for statement in pgdlq.provision_statements(self.spec, subscriber):
             self._execute(statement)
-        if pgdlq.has_retention(self.spec.recipe.retention):
-            self._retention = pgdlq.RetentionJob(self.spec)
 
     def probe(self, final: bool = False) -> Probe:
         job = self._retention
         if job is not None and job.due(final):
             job.run(self._execute, final)
-        table, dead = sql.Identifier(self._table_name), sql.Identifier(pgdlq.dlq_table(self.spec))
-        # The dead-letter table holds only poison messages: counting it stays cheap.
+        # Live probes stop counting at the limit; the final one counts everything. The
+        # dead-letter tables hold only poison messages: counting them stays cheap.
         if final:
-            [(depth, letters)] = self._execute(
-                sql.SQL("SELECT (SELECT count(*) FROM {}), (SELECT count(*) FROM {})").format(
-                    table, dead
-                )
-            )
-            detail = {"depth": "exact"}
+            head = sql.SQL("(SELECT count(*) FROM {})")
         else:
-            [(depth, letters)] = self._execute(
-                sql.SQL(
-                    "SELECT (SELECT count(*) FROM (SELECT FROM {} LIMIT %s) AS head),"
-                    " (SELECT count(*) FROM {})"
-                ).format(table, dead),
-                (EXACT_DEPTH_LIMIT + 1,),
-            )
-            detail = {"depth": "exact"}
-            if depth > EXACT_DEPTH_LIMIT:
+            head = sql.SQL("(SELECT count(*) FROM (SELECT FROM {} LIMIT %(limit)s) AS head)")
+        counts = [head.format(sql.Identifier(t)) for t in self._queues] + [
+            sql.SQL("(SELECT count(*) FROM {})").format(sql.Identifier(t)) for t in self._dlqs
+        ]
+        [row] = self._execute(
+            sql.SQL("SELECT ") + sql.SQL(", ").join(counts), {"limit": EXACT_DEPTH_LIMIT + 1}
+        )
+        depths, letters = list(row[: len(self._queues)]), sum(row[len(self._queues) :])
+        detail = {"depth": "exact"}
+        for n, depth in enumerate(depths):
+            if not final and depth > EXACT_DEPTH_LIMIT:
                 # Two index probes; an upper bound, since acked rows leave holes in the range.
                 [(span,)] = self._execute(
-                    sql.SQL("SELECT max(id) - min(id) + 1 FROM {}").format(table)
+                    sql.SQL("SELECT max(id) - min(id) + 1 FROM {}").format(
+                        sql.Identifier(self._queues[n])
+                    )
                 )
-                depth, detail = max(depth, span or 0), {"depth": "estimate"}
+                depths[n], detail = max(depth, span or 0), {"depth": "estimate"}
+        by_subscriber = dict(zip(self.spec.subscribers, depths, strict=True))
         # Taken last: if a query above failed, the names wait for the next probe.
         return Probe(
-            depth=depth,
+            depth=sum(depths),
             dead_letters=letters,
             retention_dropped=job.total if job else None,
             dropped=job.take() if job else b"",
             detail=detail,
+            subscriber_depths=by_subscriber if self.spec.recipe.pattern == "pub-sub" else {},
         )
 
     def teardown(self, keep_dead_letters: bool = False) -> None:
         if keep_dead_letters:
             return  # both tables stay for `lab dlq`; its own teardown drops them
-        drop = sql.SQL("DROP TABLE IF EXISTS {}, {}").format(
-            sql.Identifier(self._table_name), sql.Identifier(pgdlq.dlq_table(self.spec))
+        names = [*self._queues, *self._dlqs]
+        if self.spec.recipe.request_reply:
+            names.append(replies.table(self.spec))
+        drop = sql.SQL("DROP TABLE IF EXISTS {}").format(
+            sql.SQL(", ").join(sql.Identifier(name) for name in names)
         )
         try:
             # A consumer that hangs with its claim open would block DROP forever.
@@ -169,14 +192,25 @@ class PostgresAdapter(BrokerAdapter):
             pass  # the broker is down at the end of a fault drill: nothing left to undo
 
     def dead_letters(self, limit: int) -> list[DeadLetter]:
-        rows = self._execute(pgdlq.browse_statement(self.spec), (limit,), binary=True)
-        return [
-            dead_letter_of(str(id_), self.spec.run_id, head, reason, attempts, first, last)
-            for id_, head, reason, attempts, first, last in rows
-        ]
+        letters: list[DeadLetter] = []
+        for sub in self.spec.subscribers:
+            browse = pgdlq.browse_statement(self.spec, sub)
+            rows = self._execute(browse, (limit - len(letters),), binary=True)
+            letters += [
+                # Pub-sub: row ids are per subscriber table, so the id says whose it is.
+                dead_letter_of(f"{sub}/{id_}" if sub else str(id_), self.spec.run_id, *rest)
+                for id_, *rest in rows
+            ]
+            if len(letters) >= limit:
+                break
+        return letters
 
     def redrive(self) -> int:
-        [(moved, _)] = self._execute(pgdlq.redrive_statement(self.spec), (self._table_name,))
+        moved = 0
+        for sub in self.spec.subscribers:  # each subscriber's dead letters to its own queue
+            redrive = pgdlq.redrive_statement(self.spec, sub)
+            [(count, _)] = self._execute(redrive, (self._table_name,))
+            moved += count
         return moved
 
     def settings(self) -> dict[str, str]:
@@ -186,6 +220,11 @@ class PostgresAdapter(BrokerAdapter):
             extra = {"visibility_timeout": f"{VISIBILITY_TIMEOUT:g}s"}
         else:
             consume, extra = "skip-locked + LISTEN/NOTIFY", {}
+        if self.spec.recipe.pattern == "pub-sub":
+            extra["pub_sub"] = (
+                f"a queue table per subscriber ({len(self._queues)}); the producer COPYs each"
+                " batch into every one in one transaction"
+            )
         return {
             "synchronous_commit": self.sync_commit,
             "consume": consume,
@@ -194,7 +233,9 @@ class PostgresAdapter(BrokerAdapter):
             **extra,
             "retention": pgdlq.describe_retention(self.spec.recipe.retention),
             "dead_letters": (
-                f"table {pgdlq.dlq_table(self.spec)}: INSERT + DELETE committed with the"
+                f"table {self._dlqs[0]}"
+                + (" and one beside each other subscriber's table" if len(self._dlqs) > 1 else "")
+                + ": INSERT + DELETE committed with the"
                 " consumer's batch; first failure = the earlier of the first reject"
                 " (any consumer, kept in the row) and the consumer's own record"
             ),
@@ -231,21 +272,30 @@ class PostgresAdapter(BrokerAdapter):
             return PollingConsumer(self.spec, consumer_id, self.sync_commit)
         return SkipLockedConsumer(self.spec, consumer_id, self.sync_commit)
 
+    def replier(self, consumer_id: int) -> replies.PostgresReplySender:
+        return replies.PostgresReplySender(self.spec, consumer_id, self.sync_commit)
+
+    def replies(self, producer_id: int) -> replies.PostgresReplyReceiver:
+        return replies.PostgresReplyReceiver(self.spec, producer_id)
+
     def close(self) -> None:
         _close(self._admin)
         self._admin = None
 
 
 class PostgresProducer(SynchronousProducer):
-    """Each send is one transaction: COPY the batch, NOTIFY, COMMIT. The commit is the ack."""
+    """Each send is one transaction: COPY the batch (into every subscriber's table, in
+    pub-sub), NOTIFY, COMMIT. The commit is the ack."""
 
     def __init__(self, spec: RunSpec, producer_id: int, sync_commit: str) -> None:
         self._endpoint = spec.endpoint
         self._name = f"{pgdlq.pg_name(spec)}-producer-{producer_id}"
         self._sync_commit = sync_commit
         self._conn = _connect(self._endpoint, self._name, sync_commit)
-        table = sql.Identifier(pgdlq.pg_name(spec))
-        self._copy = sql.SQL("COPY {} (payload) FROM STDIN (FORMAT BINARY)").format(table)
+        copy = sql.SQL("COPY {} (payload) FROM STDIN (FORMAT BINARY)")
+        self._copies = [
+            copy.format(sql.Identifier(pgdlq.queue_table(spec, sub))) for sub in spec.subscribers
+        ]
         self._channel = pgdlq.pg_name(spec)
         super().__init__()
 
@@ -257,10 +307,11 @@ class PostgresProducer(SynchronousProducer):
         step = "insert"
         try:
             with self._conn.cursor() as cur:
-                with cur.copy(self._copy) as copy:
-                    copy.set_types(["bytea"])
-                    for msg in batch:
-                        copy.write_row((msg.payload,))
+                for statement in self._copies:
+                    with cur.copy(statement) as copy:
+                        copy.set_types(["bytea"])
+                        for msg in batch:
+                            copy.write_row((msg.payload,))
                 # Delivered to listeners only when (and if) the commit succeeds.
                 cur.execute("SELECT pg_notify(%s, '')", (self._channel,))
             # A connection lost during COMMIT leaves the outcome unknown: say so.

@@ -19,10 +19,12 @@ class _Consumer(ConsumerClient):
 
     def __init__(self, spec: RunSpec, consumer_id: int, sync_commit: str) -> None:
         self._spec = spec
-        self._name = f"{pgdlq.pg_name(spec)}-consumer-{consumer_id}"
+        # Pub-sub: the subscriber's name too, so pg_stat_activity tells the tables' readers apart.
+        role = f"{spec.subscriber}-consumer" if spec.subscriber else "consumer"
+        self._name = f"{pgdlq.pg_name(spec)}-{role}-{consumer_id}"
         self._sync_commit = sync_commit
         self._prefetch = spec.recipe.consumers.prefetch
-        self._table = sql.Identifier(pgdlq.pg_name(spec))
+        self._table = sql.Identifier(pgdlq.queue_table(spec))  # the subscriber's, in pub-sub
         self._dead_letter = pgdlq.dead_letter_statement(spec)
         self._conn: psycopg.Connection | None = None
         self._connect()
@@ -66,7 +68,7 @@ class SkipLockedConsumer(_Consumer):
     def _listen(self) -> psycopg.Connection:
         if self._listener is None:
             self._listener = _connect(self._spec.endpoint, self._name + "-listen", autocommit=True)
-            channel = sql.Identifier(pgdlq.pg_name(self._spec))
+            channel = sql.Identifier(pgdlq.pg_name(self._spec))  # the run's, every subscriber's
             self._listener.execute(sql.SQL("LISTEN {}").format(channel))
         return self._listener
 

@@ -1,4 +1,9 @@
-"""PostgreSQL's retention job and dead-letter table (the SQL behind lab/brokers/postgres.py).
+"""PostgreSQL's table names, retention job and dead-letter tables (the SQL behind adapter.py).
+
+Names: a work queue is the table `lab_<run id>`; in pub-sub each subscriber has a table of
+its own, `lab_<run id>_<subscriber>`, and each queue table its dead-letter table beside it
+(`<queue table>_dlq`). The run's name is also its one NOTIFY channel, whichever table
+got rows: a subscriber's consumers wake for every batch anyway, since every batch is theirs.
 
 Retention: PostgreSQL deletes nothing by itself, so the adapter that provisioned the run
 runs a job from its probe, about once a second. One DELETE removes rows older than
@@ -58,19 +63,29 @@ def table_of(spec: RunSpec) -> str:
     return "lab_" + re.sub(r"[^a-z0-9_]", "_", spec.run_id.lower())
 
 
-def dlq_table(spec: RunSpec) -> str:
-    return pg_name(spec, "_dlq")
+def _part(subscriber: str) -> str:
+    return "_" + re.sub(r"[^a-z0-9_]", "_", subscriber.lower()) if subscriber else ""
+
+
+def queue_table(spec: RunSpec, subscriber: str | None = None) -> str:
+    """The queue table of one subscriber (default: the spec's own; "" in a work queue)."""
+    return pg_name(spec, _part(spec.subscriber if subscriber is None else subscriber))
+
+
+def dlq_table(spec: RunSpec, subscriber: str | None = None) -> str:
+    return pg_name(spec, _part(spec.subscriber if subscriber is None else subscriber) + "_dlq")
 
 
 def has_retention(retention: Retention) -> bool:
     return bool(retention.max_age or retention.max_messages or retention.max_bytes)
 
 
-def provision_statements(spec: RunSpec) -> list[sql.Composable]:
+def provision_statements(spec: RunSpec, subscriber: str = "") -> list[sql.Composable]:
     """Run after the queue table exists (with its first_failure column, set by the first
     reject so the first failure is known whichever consumer gives up on the message);
     every statement can run again harmlessly."""
-    table, dlq = sql.Identifier(pg_name(spec)), sql.Identifier(dlq_table(spec))
+    table = sql.Identifier(queue_table(spec, subscriber))
+    dlq = sql.Identifier(dlq_table(spec, subscriber))
     statements: list[sql.Composable] = [
         sql.SQL(
             """CREATE TABLE IF NOT EXISTS {} (
@@ -87,7 +102,7 @@ def provision_statements(spec: RunSpec) -> list[sql.Composable]:
     if spec.recipe.retention.max_age:
         # Without it every job scans the whole table. It costs each insert a little,
         # which is part of what retention costs PostgreSQL, so only runs with max_age pay.
-        index = sql.Identifier(pg_name(spec, "_enqueued_at"))
+        index = sql.Identifier(pg_name(spec, _part(subscriber) + "_enqueued_at"))
         statements.append(
             sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (enqueued_at)").format(index, table)
         )
@@ -103,7 +118,7 @@ class RetentionJob:
         self.total = 0  # rows deleted so far, as DELETE reported them
         self._pending = array("Q")  # packed ids not yet handed to a probe
         self._last = float("-inf")
-        table = sql.Identifier(pg_name(spec))
+        table = sql.Identifier(queue_table(spec))
         self._delete, self._params = _delete_statement(table, self.retention)
 
     def due(self, final: bool) -> bool:
@@ -210,7 +225,7 @@ def dead_letter_statement(spec: RunSpec) -> sql.Composable:
             %(firsts)s::float8[], %(lasts)s::float8[]
         ) AS info (id, reason, attempts, first_failure, last_failure) USING (id)
         ORDER BY gone.id"""
-    ).format(table=sql.Identifier(pg_name(spec)), dlq=sql.Identifier(dlq_table(spec)))
+    ).format(table=sql.Identifier(queue_table(spec)), dlq=sql.Identifier(dlq_table(spec)))
 
 
 def dead_letter_params(letters: list[tuple[Delivery, DeadLetterInfo]]) -> dict[str, list]:
@@ -226,15 +241,15 @@ def dead_letter_params(letters: list[tuple[Delivery, DeadLetterInfo]]) -> dict[s
     }
 
 
-def browse_statement(spec: RunSpec) -> sql.Composable:
+def browse_statement(spec: RunSpec, subscriber: str = "") -> sql.Composable:
     return sql.SQL(
         "SELECT id, substring(payload FROM 1 FOR {head}), reason, attempts,"
         " extract(epoch FROM first_failure)::float8, extract(epoch FROM last_failure)::float8"
         " FROM {dlq} ORDER BY id LIMIT %s"
-    ).format(head=sql.Literal(BROWSE_BYTES), dlq=sql.Identifier(dlq_table(spec)))
+    ).format(head=sql.Literal(BROWSE_BYTES), dlq=sql.Identifier(dlq_table(spec, subscriber)))
 
 
-def redrive_statement(spec: RunSpec) -> sql.Composable:
+def redrive_statement(spec: RunSpec, subscriber: str = "") -> sql.Composable:
     """One statement, so one transaction: the rows leave the dead-letter table, enter the
     queue as new (attempts 0, no failure, enqueued now) in their dead-letter order, and
     the NOTIFY reaches the consumers only if all of it commits."""
@@ -245,4 +260,7 @@ def redrive_statement(spec: RunSpec) -> sql.Composable:
             INSERT INTO {table} (payload) SELECT payload FROM moved ORDER BY id RETURNING 1
         )
         SELECT count(*), pg_notify(%s, '') FROM queued"""
-    ).format(table=sql.Identifier(pg_name(spec)), dlq=sql.Identifier(dlq_table(spec)))
+    ).format(
+        table=sql.Identifier(queue_table(spec, subscriber)),
+        dlq=sql.Identifier(dlq_table(spec, subscriber)),
+    )
