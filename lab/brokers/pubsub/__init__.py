@@ -6,6 +6,7 @@ producer.py    batched publishing; consumer.py a streaming pull of the lab's own
 resources.py   the topics and subscriptions, retention and dead-letter policy bounds
 backlog.py     counting what a subscription holds (Pub/Sub's API has no count)
 dlq.py         the dead-letter policy, the consumer's own dead letters, browse, redrive
+replies.py     request-reply: a reply topic and subscription per requester
 connection.py  emulator or Google's service: channels, credentials, names, errors
 native.py      the emulator jar, run with java; service.py its container
 """
@@ -32,7 +33,11 @@ class PubsubPlugin(BrokerPlugin):
     name = "pubsub"
     display = "Pub/Sub"
     order = 60
-    patterns = ("work-queue", "pub-sub", "fire-and-forget")
+    patterns = ("work-queue", "pub-sub", "fire-and-forget", "request-reply")
+    request_reply = (
+        "a reply topic and subscription per requester; the responder publishes with the "
+        "correlation id as an attribute, the requester pulls and acks"
+    )
     fire_and_forget = "publish without waiting for the message ids the server returns"
     polling = {
         "long": "Pull that waits on the server for messages (or the streaming pull, [pubsub] pull)",

@@ -24,6 +24,7 @@ from lab.brokers.pubsub import backlog, dlq, resources
 from lab.brokers.pubsub.connection import Names, is_service
 from lab.brokers.pubsub.consumer import StreamingConsumer, SynchronousConsumer
 from lab.brokers.pubsub.producer import BATCH, PubsubProducer, publisher_client
+from lab.brokers.pubsub.replies import CORRELATION, PubsubReplyReceiver, PubsubReplySender
 from lab.brokers.pubsub.resources import Admin
 
 # Live probes count dead letters exactly up to this many; beyond, only the final probe.
@@ -153,6 +154,15 @@ class PubsubAdapter(BrokerAdapter):
                 "ordering keys, seek and subscription ack deadlines behave as the service's"
             ),
         }
+        if recipe.request_reply:
+            out["replies"] = (
+                f"topic and subscription {self.spec.reply_to(0)} (one per requester, "
+                f"made at provision): the responder publishes each batch's replies to a "
+                f"requester in one unary Publish, attribute {CORRELATION} = "
+                "<requester>-<sequence>, before it acks the requests; the requester "
+                "pulls (held on the emulator, which looks every 50 ms) and acks on its "
+                "next pull"
+            )
         return out
 
     def _backlog_settings(self) -> str:
@@ -232,6 +242,12 @@ class PubsubAdapter(BrokerAdapter):
         if self.spec.options.pull == "synchronous":
             return SynchronousConsumer(self.spec, consumer_id)
         return StreamingConsumer(self.spec, consumer_id)
+
+    def replier(self, consumer_id: int) -> PubsubReplySender:
+        return PubsubReplySender(self.spec)
+
+    def replies(self, producer_id: int) -> PubsubReplyReceiver:
+        return PubsubReplyReceiver(self.spec, producer_id)
 
     def close(self) -> None:
         if self._admin is not None:
