@@ -24,7 +24,12 @@ from lab.brokers.pubsub import backlog, dlq, resources
 from lab.brokers.pubsub.connection import Names, is_service
 from lab.brokers.pubsub.consumer import StreamingConsumer, SynchronousConsumer
 from lab.brokers.pubsub.producer import BATCH, PubsubProducer, publisher_client
-from lab.brokers.pubsub.replies import CORRELATION, PubsubReplyReceiver, PubsubReplySender
+from lab.brokers.pubsub.replies import (
+    CORRELATION,
+    REPLY_POLL_S,
+    PubsubReplyReceiver,
+    PubsubReplySender,
+)
 from lab.brokers.pubsub.resources import Admin
 
 # Live probes count dead letters exactly up to this many; beyond, only the final probe.
@@ -160,8 +165,9 @@ class PubsubAdapter(BrokerAdapter):
                 f"made at provision): the responder publishes each batch's replies to a "
                 f"requester in one unary Publish, attribute {CORRELATION} = "
                 "<requester>-<sequence>, before it acks the requests; the requester "
-                "pulls (held on the emulator, which looks every 50 ms) and acks on its "
-                "next pull"
+                f"pulls every {REPLY_POLL_S * 1000:g} ms while it waits (return_immediately: "
+                "a pull held by the emulator looks only every 50 ms) and acks on its next "
+                "pull"
             )
         return out
 
