@@ -2,6 +2,7 @@
 policy's own path, both ways of pulling, a consumer that dies, the final count, an
 emulator that restarts empty, the recipes, the external runtime, and its URLs."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -12,13 +13,17 @@ import time
 import uuid
 
 import pytest
+from google.api_core import exceptions as gexc
 
 from lab import brokers as registry
 from lab import messages
 from lab.app import dlq as kept
+from lab.brokers import adapter_for
 from lab.brokers.contract import DeadLetterInfo, RunSpec
-from lab.brokers.pubsub import dlq
+from lab.brokers.pubsub import backlog, dlq
+from lab.brokers.pubsub.connection import Names
 from lab.brokers.pubsub.native import PubsubEmulator
+from lab.brokers.pubsub.resources import Admin
 from lab.engine.session import Session
 from lab.errors import LabError
 from lab.forkserver import context
@@ -386,3 +391,84 @@ def test_teardown_keeps_dead_letters_for_a_later_adapter(session_lab):
     finally:
         again.teardown()
         again.close()
+
+
+def test_pub_sub_counts_each_backlog_live_without_touching_the_subscribers_messages(
+    session_lab,
+):
+    """The live count is made on a copy (snapshot, seek): no subscriber's message is held
+    or attempted by it, and what a consumer holds unacked is backlog."""
+    recipe = {"pattern": "pub-sub", "subscribers": {"count": 2}}
+    with pubsub(session_lab, recipe) as adapter:
+        produce(adapter, 250)
+        first = adapter_for(dataclasses.replace(adapter.spec, subscriber="sub-1")).consumer(0)
+        try:
+            assert len(drain(first, 100)) == 100
+            held = receive(first, 20)
+            for _ in range(3):
+                live = adapter.probe()
+                assert live.subscriber_depths == {"sub-1": 150, "sub-2": 250}, live
+                assert live.depth == 400
+        finally:
+            first.close()
+        second = adapter_for(dataclasses.replace(adapter.spec, subscriber="sub-2")).consumer(0)
+        try:
+            got = receive(second, 250)
+            second.ack(got)
+        finally:
+            second.close()
+        assert sorted(seqs_of(got)) == list(range(250))
+        assert {d.attempts for d in got} == {1}, "counting attempted them"
+        assert held, "sub-1's consumer held nothing"
+        final = adapter.probe(final=True)
+        assert final.subscriber_depths == {"sub-1": 150, "sub-2": 0}, final
+        assert "snapshot" in adapter.settings()["backlog"]
+
+
+def test_replies_reach_each_requester_with_the_correlation_id_and_go_at_teardown(session_lab):
+    recipe = {"pattern": "request-reply", "producers": {"count": 2}}
+    adapter = new_adapter(session_lab, "pubsub", recipe, "pubsub-rr")
+    names = Names.of(adapter.spec)
+    tag = messages.run_tag(adapter.spec.run_id)
+
+    def reply(requester, seq):
+        return messages.encode(tag, requester, seq, 0, False, 100)[: messages.HEADER_SIZE]
+
+    with provisioned(adapter):
+        replier = adapter.replier(0)
+        receivers = [adapter.replies(0), adapter.replies(1)]
+        try:
+            replier.send([(0, reply(0, 0)), (1, reply(1, 0)), (0, reply(0, 1))])
+            heard = {0: [], 1: []}
+            deadline = time.monotonic() + 10
+            while (len(heard[0]), len(heard[1])) != (2, 1) and time.monotonic() < deadline:
+                for n, receiver in enumerate(receivers):
+                    heard[n] += [messages.decode(r) for r in receiver.receive(0.2)]
+            assert sorted((h.producer, h.seq) for h in heard[0]) == [(0, 0), (0, 1)]
+            assert [(h.producer, h.seq) for h in heard[1]] == [(1, 0)]
+            replier.send([(1, reply(1, 5))])
+            api = adapter.admin.subscriptions
+            [raw] = receive_raw(api, names.reply_subscriptions[1])
+            assert raw.message.attributes["correlation-id"] == "1-5"
+        finally:
+            replier.close()
+            for receiver in receivers:
+                receiver.close()  # acks what it took
+        assert backlog.count(api, names.reply_subscriptions[0]) == 0, "replies not acked"
+        assert "correlation-id" in adapter.settings()["replies"]
+    admin = Admin.connect(adapter.spec)
+    try:
+        for topic in names.reply_topics:
+            with pytest.raises(gexc.NotFound):
+                admin.topics.get_topic(topic=topic, timeout=10)
+    finally:
+        admin.close()
+
+
+def receive_raw(api, subscription, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = api.pull(request={"subscription": subscription, "max_messages": 10}, timeout=2.0)
+        if got.received_messages:
+            return list(got.received_messages)
+    return []

@@ -1,11 +1,12 @@
 """Google Cloud Pub/Sub, run here as Google's own emulator: a topic per run, one
-subscription as the consumer group, a dead-letter topic.
+subscription as the consumer group (pub-sub: one per subscriber), a dead-letter topic.
 
 adapter.py     provision, probe, teardown, settings
 producer.py    batched publishing; consumer.py a streaming pull of the lab's own
 resources.py   the topics and subscriptions, retention and dead-letter policy bounds
 backlog.py     counting what a subscription holds (Pub/Sub's API has no count)
 dlq.py         the dead-letter policy, the consumer's own dead letters, browse, redrive
+replies.py     request-reply: a reply topic and subscription per requester
 connection.py  emulator or Google's service: channels, credentials, names, errors
 native.py      the emulator jar, run with java; service.py its container
 """
@@ -32,6 +33,11 @@ class PubsubPlugin(BrokerPlugin):
     name = "pubsub"
     display = "Pub/Sub"
     order = 60
+    patterns = ("work-queue", "pub-sub", "fire-and-forget", "request-reply")
+    request_reply = (
+        "a reply topic and subscription per requester; the responder publishes with the "
+        "correlation id as an attribute, the requester pulls and acks"
+    )
     fire_and_forget = "publish without waiting for the message ids the server returns"
     polling = {
         "long": "Pull that waits on the server for messages (or the streaming pull, [pubsub] pull)",
@@ -48,8 +54,10 @@ class PubsubPlugin(BrokerPlugin):
     preload = ("google.cloud.pubsub_v1",)
     default = False
     emulates = "Google Cloud Pub/Sub"
-    # No backlog count in Pub/Sub's API (backlog.py). Retention: the service applies
-    # max_age, 10 minutes at the least; the emulator applies nothing (resources.py).
+    # No backlog count in Pub/Sub's API (backlog.py): live depth only in pub-sub, counted
+    # per subscriber on a copy of its subscription made by snapshot and seek. Retention:
+    # the service applies max_age, 10 minutes at the least; the emulator applies nothing
+    # (resources.py).
     reports_depth = False
     retention_limits = ()  # the emulator never expires anything (its code reads no setting)
     container_start_timeout = 60.0

@@ -1,10 +1,12 @@
-"""Google Cloud Pub/Sub: a topic per run, one subscription as the consumer group.
+"""Google Cloud Pub/Sub: a topic per run, one subscription as the consumer group (pub-sub:
+one per subscriber, each subscriber's consumers pulling their own).
 
 Producers publish with the client's batching (producer.py); consumers hold a streaming
 pull each (consumer.py). Reject is a nack, and the server counts delivery_attempt, which the
 dead-letter policy needs and the lab reads as attempts (dlq.py). Resources, retention
 and their bounds: resources.py. The probe: backlog.py says why Pub/Sub gives no depth
-while a run goes on, and how the final probe counts it.
+while a run goes on (except per subscriber in pub-sub, from snapshots), and how the
+final probe counts it.
 """
 
 import importlib.metadata
@@ -22,10 +24,18 @@ from lab.brokers.pubsub import backlog, dlq, resources
 from lab.brokers.pubsub.connection import Names, is_service
 from lab.brokers.pubsub.consumer import StreamingConsumer, SynchronousConsumer
 from lab.brokers.pubsub.producer import BATCH, PubsubProducer, publisher_client
+from lab.brokers.pubsub.replies import (
+    CORRELATION,
+    REPLY_POLL_S,
+    PubsubReplyReceiver,
+    PubsubReplySender,
+)
 from lab.brokers.pubsub.resources import Admin
 
 # Live probes count dead letters exactly up to this many; beyond, only the final probe.
 LIVE_DLQ_LIMIT = 1000
+# Pub-sub's live backlog counts, per subscriber: 20 pulls of the emulator's 100 at most.
+LIVE_BACKLOG_LIMIT = 2000
 
 
 class PubsubAdapter(BrokerAdapter):
@@ -60,19 +70,33 @@ class PubsubAdapter(BrokerAdapter):
         api, names = self.admin.subscriptions, self.names
         if not resources.exists(self.admin, names):
             # An emulator that restarted holds nothing of the run until a producer
-            # creates the subscription again.
+            # creates the subscriptions again.
             return Probe(depth=0 if final else None, detail={"subscription": "gone"})
+        pub_sub = self.spec.recipe.pattern == "pub-sub"
+        depths: dict[str, int | None] = {}
         try:
             if final:
-                depth = backlog.count_backlog(api, names.subscription)
+                for sub, path in names.subscriptions.items():
+                    depths[sub] = backlog.count_backlog(api, path)
                 dead = backlog.count(api, names.dlq_subscription)
             else:
-                depth, dead = None, backlog.count_up_to(api, names.dlq_subscription, LIVE_DLQ_LIMIT)
+                if pub_sub:
+                    for sub, path in names.subscriptions.items():
+                        depths[sub] = backlog.count_from_snapshot(
+                            api, path, names.counter, names.snapshot, LIVE_BACKLOG_LIMIT
+                        )
+                dead = backlog.count_up_to(api, names.dlq_subscription, LIVE_DLQ_LIMIT)
         except BrokerError:
             if final:
                 raise
-            depth = dead = None
-        return Probe(depth=depth, dead_letters=dead)
+            return Probe(depth=None)
+        known = {sub: n for sub, n in depths.items() if n is not None}
+        depth = sum(known.values()) if depths and len(known) == len(depths) else None
+        return Probe(
+            depth=depth,
+            dead_letters=dead,
+            subscriber_depths=known if pub_sub else {},
+        )
 
     def teardown(self, keep_dead_letters: bool = False) -> None:
         if keep_dead_letters:
@@ -108,7 +132,8 @@ class PubsubAdapter(BrokerAdapter):
             ),
             "topic": f"{self.spec.queue}; dead letters: {self.spec.dead_letter_queue}",
             "subscription": (
-                f"{self.spec.group}: ack deadline {options.ack_deadline:g}s, "
+                f"{', '.join(self.spec.group_of(s) for s in self.spec.subscribers)}: "
+                f"ack deadline {options.ack_deadline:g}s, "
                 f"message ordering {'on' if options.ordering else 'off'}"
             ),
             "publisher": (
@@ -124,12 +149,7 @@ class PubsubAdapter(BrokerAdapter):
             "reject": "nack (modifyAckDeadline 0): redelivered at once, delivery_attempt + 1",
             "dead_letters": self._dead_letter_settings(attempts),
             "retention": self._retention_settings(),
-            "backlog": (
-                "not reported while running: Pub/Sub's API has no backlog count (the service "
-                "reports num_undelivered_messages to Cloud Monitoring only); the final "
-                "probe counts it by pulling every message, with the dead-letter policy "
-                "lifted meanwhile"
-            ),
+            "backlog": self._backlog_settings(),
             "emulator_limits": (
                 "the emulator does not persist anything, expire messages "
                 "(message_retention_duration is stored, never applied), apply a stream's "
@@ -139,7 +159,36 @@ class PubsubAdapter(BrokerAdapter):
                 "ordering keys, seek and subscription ack deadlines behave as the service's"
             ),
         }
+        if recipe.request_reply:
+            out["replies"] = (
+                f"topic and subscription {self.spec.reply_to(0)} (one per requester, "
+                f"made at provision): the responder publishes each batch's replies to a "
+                f"requester in one unary Publish, attribute {CORRELATION} = "
+                "<requester>-<sequence>, before it acks the requests; the requester "
+                f"pulls every {REPLY_POLL_S * 1000:g} ms while it waits (return_immediately: "
+                "a pull held by the emulator looks only every 50 ms) and acks on its next "
+                "pull"
+            )
         return out
+
+    def _backlog_settings(self) -> str:
+        final = (
+            "the final probe counts it by pulling every message, with the dead-letter "
+            "policy lifted meanwhile"
+        )
+        if self.spec.recipe.pattern != "pub-sub":
+            return (
+                "not reported while running: Pub/Sub's API has no backlog count (the service "
+                "reports num_undelivered_messages to Cloud Monitoring only, and the "
+                f"emulator has no monitoring); {final}"
+            )
+        return (
+            "per subscriber, twice a second: a snapshot of its subscription, which "
+            f"{self.spec.queue}.backlog (consumed by nobody) is seeked to and counted by "
+            f"pulling, up to {LIVE_BACKLOG_LIMIT:,} (beyond: not known until the end); "
+            "the subscriber's own messages are neither held nor attempted (Pub/Sub's API "
+            "has no backlog count, and the emulator no Cloud Monitoring); " + final
+        )
 
     def _subscriber_settings(self) -> str:
         acks = "acks and nacks are unary calls, confirmed by the server when they return"
@@ -199,6 +248,12 @@ class PubsubAdapter(BrokerAdapter):
         if self.spec.options.pull == "synchronous":
             return SynchronousConsumer(self.spec, consumer_id)
         return StreamingConsumer(self.spec, consumer_id)
+
+    def replier(self, consumer_id: int) -> PubsubReplySender:
+        return PubsubReplySender(self.spec)
+
+    def replies(self, producer_id: int) -> PubsubReplyReceiver:
+        return PubsubReplyReceiver(self.spec, producer_id)
 
     def close(self) -> None:
         if self._admin is not None:

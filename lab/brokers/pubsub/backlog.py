@@ -9,11 +9,22 @@ back at once (a nack). On the main subscription it lifts the dead-letter policy 
 it counts, so that counting is not a delivery attempt and no message is moved to the
 dead-letter topic by being counted; putting the policy back restarts the emulator's
 attempt counters, which is of no consequence once the run is over.
+
+Pub-sub has a live count, per subscriber, that takes nothing from its consumers: a
+snapshot of the subscriber's subscription holds its acknowledgement state (every
+message not acked yet, held by a consumer or not), and seeking another subscription of
+the same topic to it (the run's counter, which nobody consumes and which has no
+dead-letter policy) gives that one the same backlog, which the probe counts by pulling
+(what was published before the snapshot), then deletes the snapshot. The subscriber's
+own messages are neither held nor attempted. It costs a pull per 100 messages (the
+emulator hands out no more at once), so live counts stop at a limit and say None
+beyond it.
 """
 
 import contextlib
 import warnings
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 from google.api_core import exceptions as gexc
 from google.protobuf import field_mask_pb2
@@ -140,6 +151,58 @@ def count_backlog(api: SubscriptionApi, subscription: str) -> int:
     finally:
         if lifted:
             _set_policy(api, subscription, policy)
+
+
+def count_from_snapshot(
+    api: SubscriptionApi, subscription: str, counter: str, snapshot: str, limit: int
+) -> int | None:
+    """The backlog of `subscription` (None above `limit`), counted on `counter`."""
+    try:
+        try:
+            api.create_snapshot(
+                request={"name": snapshot, "subscription": subscription},
+                retry=ADMIN_RETRY,
+                timeout=CALL_TIMEOUT,
+            )
+        except gexc.AlreadyExists:  # left by a count that failed half-way
+            api.delete_snapshot(snapshot=snapshot, retry=ADMIN_RETRY, timeout=CALL_TIMEOUT)
+            api.create_snapshot(
+                request={"name": snapshot, "subscription": subscription},
+                retry=ADMIN_RETRY,
+                timeout=CALL_TIMEOUT,
+            )
+        try:
+            api.seek(
+                request={"subscription": counter, "snapshot": snapshot},
+                retry=ADMIN_RETRY,
+                timeout=CALL_TIMEOUT,
+            )
+        finally:
+            api.delete_snapshot(snapshot=snapshot, retry=ADMIN_RETRY, timeout=CALL_TIMEOUT)
+    except gexc.GoogleAPIError as exc:
+        raise BrokerError(f"pubsub: snapshot of {subscription}: {reason(exc)}") from exc
+    # The counter has everything published since, too: count what came before the
+    # snapshot (by the publish times of the server, on the emulator this host's clock).
+    # The pulls come oldest first, so one that brings nothing older ends the count, even
+    # while producers go on publishing. What is pulled is neither acked nor given back:
+    # the next seek sets the counter's state again, and its ack deadline outlasts a count.
+    cutoff = datetime.now(UTC)
+    seen: set[str] = set()
+    request = {"subscription": counter, "max_messages": PULL_MAX, "return_immediately": True}
+    while len(seen) <= limit:
+        try:
+            got = api.pull(request=request, retry=ADMIN_RETRY, timeout=CALL_TIMEOUT)
+        except gexc.GoogleAPIError as exc:
+            raise BrokerError(f"pubsub: counting {subscription}: {reason(exc)}") from exc
+        new = {
+            m.message.message_id
+            for m in got.received_messages
+            if m.message.publish_time <= cutoff and m.message.message_id not in seen
+        }
+        if not new:
+            return len(seen)
+        seen |= new
+    return None
 
 
 def _set_policy(api: SubscriptionApi, subscription: str, policy: object) -> None:

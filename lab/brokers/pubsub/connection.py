@@ -12,7 +12,7 @@ cannot send them somewhere else.
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import google.auth
 import grpc
@@ -84,21 +84,32 @@ def channel(ep: Endpoint, direct: Endpoint | None = None) -> grpc.Channel:
 @dataclass(frozen=True)
 class Names:
     """A run's resources: the topic, the subscription that is its consumer group, and
-    the dead-letter topic with a subscription that keeps what reaches it."""
+    the dead-letter topic with a subscription that keeps what reaches it. Pub-sub: a
+    subscription per subscriber, and one more that the probe counts backlogs with
+    (backlog.py); request-reply: a reply topic and subscription per requester."""
 
     project: str
     topic: str
-    subscription: str
+    subscription: str  # the one this client reads: its subscriber's in pub-sub
     dlq_topic: str
     dlq_subscription: str
     # Whose they are: what a missing resource means (lab dlq) depends on it.
     run_id: str = ""
     service: bool = False  # Google's service; else an emulator, which forgets on restart
+    # By subscriber ("" outside pub-sub), in the order provision creates them.
+    subscriptions: dict[str, str] = field(default_factory=dict)
+    counter: str = ""  # pub-sub: seeked to a subscriber's snapshot to count its backlog
+    snapshot: str = ""  # the snapshot the count is made from, deleted after each count
+    reply_topics: tuple[str, ...] = ()  # request-reply: by requester
+    reply_subscriptions: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, spec: RunSpec) -> "Names":
         project = project_of(spec.admin)
         topics, subs = f"projects/{project}/topics", f"projects/{project}/subscriptions"
+        pub_sub = spec.recipe.pattern == "pub-sub"
+        requesters = spec.recipe.producers.count if spec.recipe.request_reply else 0
+        replies = [spec.reply_to(i) for i in range(requesters)]
         return cls(
             project=project,
             topic=f"{topics}/{spec.queue}",
@@ -107,6 +118,11 @@ class Names:
             dlq_subscription=f"{subs}/{spec.dead_letter_queue}",
             run_id=spec.run_id,
             service=is_service(spec.admin),
+            subscriptions={s: f"{subs}/{spec.group_of(s)}" for s in spec.subscribers},
+            counter=f"{subs}/{spec.queue}.backlog" if pub_sub else "",
+            snapshot=f"projects/{project}/snapshots/{spec.queue}.backlog" if pub_sub else "",
+            reply_topics=tuple(f"{topics}/{name}" for name in replies),
+            reply_subscriptions=tuple(f"{subs}/{name}" for name in replies),
         )
 
 

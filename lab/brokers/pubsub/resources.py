@@ -4,7 +4,14 @@ gone (an emulator forgets every topic and subscription when it restarts).
     topic  lab-<run>          subscription  lab-<run>-consumers  (the consumer group)
     topic  lab-<run>.dlq      subscription  lab-<run>.dlq        (keeps the dead letters)
 
-The main subscription's dead-letter policy sends a message to the dead-letter topic once
+Pub-sub: a subscription per subscriber, lab-<run>-<subscriber>, each with the same
+dead-letter policy (the dead-letter topic is shared: the server records the source
+subscription of each message it moves), and lab-<run>.backlog, which nobody consumes:
+the probe seeks it to a subscriber's snapshot to count that subscriber's backlog
+(backlog.py). Request-reply: a topic lab-<run>.reply-<requester> per requester, and a
+subscription of the same name that only that requester reads.
+
+A main subscription's dead-letter policy sends a message to the dead-letter topic once
 it has been delivered max_delivery_attempts times; Pub/Sub allows 5 to 100. Its
 message_retention_duration is the recipe's max_age within Pub/Sub's bounds (10 minutes
 to 7 days); Pub/Sub has no limit by count or size.
@@ -87,9 +94,9 @@ def dead_letter_policy(spec: RunSpec, names: Names) -> dict:
     }
 
 
-def subscription_request(spec: RunSpec, names: Names) -> dict:
+def subscription_request(spec: RunSpec, names: Names, subscription: str) -> dict:
     request = {
-        "name": names.subscription,
+        "name": subscription,
         "topic": names.topic,
         "ack_deadline_seconds": int(spec.options.ack_deadline),
         "dead_letter_policy": dead_letter_policy(spec, names),
@@ -103,9 +110,10 @@ def subscription_request(spec: RunSpec, names: Names) -> dict:
 
 def ensure(admin: Admin, spec: RunSpec, names: Names) -> None:
     """Create what is missing, in an order that never lets a message be published
-    while the subscription that should keep it is missing: the main subscription last,
-    as its existence is what producers check."""
-    steps = (
+    while a subscription that should keep it is missing: the main subscriptions last,
+    as the existence of the last one is what producers check."""
+    plain = int(spec.options.ack_deadline)
+    steps = [
         (admin.topics.create_topic, {"name": names.topic}),
         (admin.topics.create_topic, {"name": names.dlq_topic}),
         (
@@ -116,8 +124,18 @@ def ensure(admin: Admin, spec: RunSpec, names: Names) -> None:
                 "ack_deadline_seconds": DLQ_ACK_DEADLINE,
             },
         ),
-        (admin.subscriptions.create_subscription, subscription_request(spec, names)),
-    )
+    ]
+    for topic, sub in zip(names.reply_topics, names.reply_subscriptions, strict=True):
+        steps.append((admin.topics.create_topic, {"name": topic}))
+        request = {"name": sub, "topic": topic, "ack_deadline_seconds": plain}
+        steps.append((admin.subscriptions.create_subscription, request))
+    if names.counter:
+        # No dead-letter policy: the probe's pulls there count as nobody's attempts.
+        request = {"name": names.counter, "topic": names.topic, "ack_deadline_seconds": plain}
+        steps.append((admin.subscriptions.create_subscription, request))
+    for sub in names.subscriptions.values():
+        request = subscription_request(spec, names, sub)
+        steps.append((admin.subscriptions.create_subscription, request))
     for create, request in steps:
         try:
             create(request=request, retry=ADMIN_RETRY, timeout=CALL_TIMEOUT)
@@ -128,9 +146,11 @@ def ensure(admin: Admin, spec: RunSpec, names: Names) -> None:
 
 
 def exists(admin: Admin, names: Names) -> bool:
+    """Whether the run's last subscription exists: provision and ensure() make it last."""
+    last = list(names.subscriptions.values())[-1]
     try:
         admin.subscriptions.get_subscription(
-            subscription=names.subscription, retry=ADMIN_RETRY, timeout=CALL_TIMEOUT
+            subscription=last, retry=ADMIN_RETRY, timeout=CALL_TIMEOUT
         )
     except gexc.NotFound:
         return False
@@ -141,9 +161,14 @@ def exists(admin: Admin, names: Names) -> bool:
 
 def delete(admin: Admin, names: Names) -> None:
     """Delete the run's resources; gone already is fine."""
-    for sub in (names.subscription, names.dlq_subscription):
+    if names.snapshot:  # left by a probe that failed half-way
+        _ignore_missing(admin.subscriptions.delete_snapshot, snapshot=names.snapshot)
+    subs = [*names.subscriptions.values(), names.dlq_subscription, *names.reply_subscriptions]
+    if names.counter:
+        subs.append(names.counter)
+    for sub in subs:
         _ignore_missing(admin.subscriptions.delete_subscription, subscription=sub)
-    for topic in (names.topic, names.dlq_topic):
+    for topic in (names.topic, names.dlq_topic, *names.reply_topics):
         _ignore_missing(admin.topics.delete_topic, topic=topic)
 
 
