@@ -114,6 +114,9 @@ class RequesterWorker(ProducerWorker):
         now = time.monotonic_ns()
         r, me, tag, waiting = self.reporter.report, self.spec.index, self.tag, self.waiting
         answered, round_trips = [], []
+        # A request sent in the warm-up (a consumer group still forming, a cold broker)
+        # is replied to but not measured: its round trip would stretch the steady one.
+        measured_from = self.pacer.t0_ns + int(self.spec.run.recipe.warmup * 1e9)
         for reply in replies:
             header = messages.decode(reply)
             if header is None or header.run_tag != tag or header.producer != me:
@@ -122,7 +125,8 @@ class RequesterWorker(ProducerWorker):
             start = waiting.get(header.seq)
             if start is not None:
                 answered.append(header.seq)
-                round_trips.append(now - start)
+                if start >= measured_from:
+                    round_trips.append(now - start)
             elif header.seq in self.expired:
                 self.expired.discard(header.seq)
                 r.late_replies += 1
@@ -130,7 +134,7 @@ class RequesterWorker(ProducerWorker):
                 r.duplicate_replies += 1
         if answered:
             self._free(answered, now)
-        r.replied += len(round_trips)
+        r.replied += len(answered)
         record_all_us(self.reporter.round_trips, round_trips)
         return bool(answered)
 
