@@ -1,6 +1,7 @@
 """SQS on ElasticMQ: what the contract test does not cover. The redrive policy, the
 visibility timeout, FIFO queues, retention by age, and the URLs of the real services."""
 
+import dataclasses
 import time
 
 import pytest
@@ -180,6 +181,51 @@ def test_queue_names_are_ones_sqs_takes(session_lab):
     with provisioned(adapter):
         produce(adapter, 1)
         assert wait_depth(adapter, 1) == 1
+
+
+@pytest.mark.parametrize(
+    "sqs", [{"pattern": "pub-sub", "subscribers": {"count": 2, "slow": 1}}], indirect=True
+)
+def test_pub_sub_fills_a_queue_per_subscriber_and_probes_each(sqs):
+    """No SNS: the producer's batch goes to every subscriber's queue; each subscriber's
+    consumer reads its own, and the probe gives each one's depth."""
+    subs = sqs.spec.subscribers
+    assert subs == ("sub-1", "slow-1")
+    produce(sqs, 25)
+    probe = sqs.probe(final=True)
+    assert probe.subscriber_depths == {"sub-1": 25, "slow-1": 25} and probe.depth == 50
+    spec = dataclasses.replace(sqs.spec, subscriber="sub-1")
+    consumer = adapter_for(spec).consumer(0)
+    try:
+        assert sorted(drain(consumer, 25)) == list(range(25))
+    finally:
+        consumer.close()
+    deadline = time.monotonic() + 10
+    while sqs.probe(final=True).subscriber_depths["sub-1"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert sqs.probe(final=True).subscriber_depths == {"sub-1": 0, "slow-1": 25}
+    assert "SNS is not emulated" in sqs.settings()["fan_out"]
+
+
+@pytest.mark.parametrize(
+    ("recipe", "made"),
+    [
+        ({"pattern": "pub-sub", "subscribers": {"count": 3}}, 6),  # a queue and DLQ each
+    ],
+)
+def test_teardown_deletes_every_queue_of_the_pattern(session_lab, recipe, made):
+    adapter = new_adapter(session_lab, "sqs", recipe, "gone")
+    adapter.provision()
+    listed = adapter.client.list_queues(QueueNamePrefix=adapter.spec.queue)
+    assert len(listed.get("QueueUrls", [])) == made
+    adapter.teardown()
+    try:
+        assert adapter.client.list_queues(QueueNamePrefix=adapter.spec.queue).get("QueueUrls") in (
+            None,
+            [],
+        )
+    finally:
+        adapter.close()
 
 
 # --- URLs of the real services (no connection is made) ------------------------------------

@@ -1,5 +1,7 @@
 """SQS: a queue per run with a dead-letter queue, served locally by ElasticMQ.
 
+Pub-sub is a queue per subscriber filled by the producer itself (the lab runs no SNS).
+
 Stands in for Amazon SQS and Yandex Message Queue, whose API ElasticMQ speaks; the
 external runtime takes either service's https endpoint and runs the same code.
 
@@ -28,6 +30,7 @@ class SqsPlugin(BrokerPlugin):
     name = "sqs"
     display = "SQS"
     order = 50
+    patterns = ("work-queue", "pub-sub", "fire-and-forget")
     fire_and_forget = "SendMessageBatch, its answer ignored: the SQS API has no one-way send"
     polling = {
         "long": "ReceiveMessage with WaitTimeSeconds (long polling)",

@@ -1,8 +1,9 @@
-"""The producer (SendMessageBatch) and the consumer (long-polled ReceiveMessage,
-DeleteMessageBatch, visibility 0 to reject) of one run's queue."""
+"""The producer (SendMessageBatch; in pub-sub to every subscriber's queue) and the consumer
+(long-polled ReceiveMessage, DeleteMessageBatch, visibility 0 to reject) of a run's queue."""
 
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 from botocore.client import BaseClient
@@ -40,7 +41,12 @@ def has_retention(spec: RunSpec) -> bool:
 class SqsProducer(ProducerClient):
     """Batches of up to 10, each sent once 10 are waiting or the oldest has waited
     `linger`. A failed call fails its batch and everything still waiting, as acks with
-    ok=False, and the next send raises: the worker then backs off and reconnects."""
+    ok=False, and the next send raises: the worker then backs off and reconnects.
+
+    Pub-sub: each batch goes to every subscriber's queue at once, a thread each, as SNS
+    fans out in parallel (ElasticMQ serves each queue on its own), and a message is acked
+    only when every queue took it (one that some queues took and others did not is
+    failed, and the subscribers that got it count it as unacked)."""
 
     def __init__(self, spec: RunSpec, producer_id: int) -> None:
         self.spec = spec
@@ -50,8 +56,10 @@ class SqsProducer(ProducerClient):
         # Acks carry the server's clock, so that a retention by age can be told apart
         # from the rest (the position is read only by runs with retention).
         self.positions = has_retention(spec)
-        self.client = make_client(spec.endpoint)
-        self.url = queue_url(self.client, queues.main_queue(spec))
+        fan_out = len(spec.subscribers)
+        self.client = make_client(spec.endpoint, connections=max(2, fan_out))
+        self.urls = [queue_url(self.client, queues.main_queue(spec, s)) for s in spec.subscribers]
+        self.pool = ThreadPoolExecutor(fan_out, "sqs-fan-out") if fan_out > 1 else None
         self._pending: list[Outgoing] = []
         self._oldest_ns = 0
         self._acks: list[Ack] = []
@@ -102,8 +110,12 @@ class SqsProducer(ProducerClient):
                 # is stored once.
                 entry["MessageDeduplicationId"] = f"{self.producer}-{msg.seq}"
             entries.append(entry)
+        failed: dict[str, str] = {}
         try:
-            reply = self.client.send_message_batch(QueueUrl=self.url, Entries=entries)
+            replies = self._send_everywhere(entries)
+            for reply in replies:
+                for f in reply.get("Failed", []):
+                    failed.setdefault(f["Id"], f"{f.get('Code')}: {f.get('Message')}")
         except ERRORS as exc:
             self._broken = broker_error("SendMessageBatch", exc)
             lost = batch + self._pending
@@ -111,9 +123,8 @@ class SqsProducer(ProducerClient):
             self._acks += [Ack(m.seq, m.intended_ns, False, str(self._broken)) for m in lost]
             return
         # The Date header is whole seconds: a message was stored before the next one.
-        now = queues.server_ms(reply)
+        now = queues.server_ms(replies[-1])
         position = now + 1000 if self.positions and now is not None else -1
-        failed = {f["Id"]: f"{f.get('Code')}: {f.get('Message')}" for f in reply.get("Failed", [])}
         for i, msg in enumerate(batch):
             error = failed.get(str(i))
             if error is None:
@@ -121,7 +132,19 @@ class SqsProducer(ProducerClient):
             else:
                 self._acks.append(Ack(msg.seq, msg.intended_ns, False, f"sqs: {error}"))
 
+    def _send_everywhere(self, entries: list[dict]) -> list[dict]:
+        """SendMessageBatch to each queue; the first failure raises."""
+        if self.pool is None:
+            return [self.client.send_message_batch(QueueUrl=self.urls[0], Entries=entries)]
+        calls = [
+            self.pool.submit(self.client.send_message_batch, QueueUrl=url, Entries=entries)
+            for url in self.urls
+        ]
+        return [call.result() for call in calls]
+
     def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
         self.client.close()
 
 
@@ -136,7 +159,8 @@ class SqsConsumer(ConsumerClient):
         self.spec = spec
         self.max_receives = spec.recipe.max_attempts  # the queue's maxReceiveCount
         self.client = make_client(spec.endpoint, read_timeout=LONG_POLL_MAX + 10)
-        self.url = queue_url(self.client, queues.main_queue(spec))
+        # Pub-sub: the queue of this consumer's subscriber.
+        self.url = queue_url(self.client, queues.main_queue(spec, spec.subscriber))
         self._dlq_url: str | None = None
 
     def receive(self, max_messages: int, timeout: float) -> list[Delivery]:
@@ -198,7 +222,9 @@ class SqsConsumer(ConsumerClient):
             self.reject(ripe)
         if early:
             if self._dlq_url is None:
-                self._dlq_url = queue_url(self.client, queues.dead_letter_queue(self.spec))
+                self._dlq_url = queue_url(
+                    self.client, queues.dead_letter_queue(self.spec, self.spec.subscriber)
+                )
             stored = sqs_dlq.copy_to_dlq(self.client, self._dlq_url, self.spec, early)
             self.ack(stored)
             if len(stored) < len(early):

@@ -1,4 +1,8 @@
-"""A run's two queues: their names, attributes and what SQS puts in a message.
+"""A run's queues: their names, attributes and what SQS puts in a message.
+
+A work queue has a queue and its dead-letter queue; pub-sub a pair for each subscriber
+(`<run>-sub-1`, `<run>-sub-1-dlq`, ...), which the producer fills itself, since the lab
+runs no SNS.
 
 SQS bodies are text (XML characters only), and the lab's messages are bytes: a body is the
 message in base64, a third larger on the wire. Names allow letters, digits, `-` and `_`,
@@ -28,21 +32,26 @@ def is_fifo(spec: RunSpec) -> bool:
     return spec.options.queue_type == "fifo"
 
 
-def _base(spec: RunSpec) -> str:
-    name = _NOT_IN_NAME.sub("_", spec.queue)
+def _fit(given: str) -> str:
+    name = _NOT_IN_NAME.sub("_", given)
     if len(name) > _NAME_MAX:
         # Keep it unique: a digest of the whole name stands in for what is cut.
         name = name[: _NAME_MAX - 11] + "-" + hashlib.sha1(name.encode()).hexdigest()[:10]
     return name
 
 
-def main_queue(spec: RunSpec) -> str:
-    return _base(spec) + (FIFO if is_fifo(spec) else "")
+def _base(spec: RunSpec, subscriber: str) -> str:
+    return _fit(f"{spec.queue}-{subscriber}" if subscriber else spec.queue)
 
 
-def dead_letter_queue(spec: RunSpec) -> str:
+def main_queue(spec: RunSpec, subscriber: str = "") -> str:
+    """The run's queue; in pub-sub, one subscriber's (RunSpec.subscribers)."""
+    return _base(spec, subscriber) + (FIFO if is_fifo(spec) else "")
+
+
+def dead_letter_queue(spec: RunSpec, subscriber: str = "") -> str:
     # Not RunSpec.dead_letter_queue: SQS names cannot hold its dot.
-    return _base(spec) + DLQ + (FIFO if is_fifo(spec) else "")
+    return _base(spec, subscriber) + DLQ + (FIFO if is_fifo(spec) else "")
 
 
 def retention_period(recipe: Recipe) -> int | None:
