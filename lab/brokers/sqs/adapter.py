@@ -9,6 +9,7 @@ delivered again. Dead letters and redrive: dlq.py.
 Pub-sub. No SNS: the producer sends each batch to every subscriber's queue, and a message
 is acked once every queue took it. Each subscriber's consumers read their own queue, its
 dead letters go to its own DLQ by the same redrive policy, and its depth is its queue's.
+Request-reply: a reply queue per requester, replies.py.
 
 Retention. SQS deletes by age only (MessageRetentionPeriod, 60 s to 14 days) and never
 says which messages it deleted. Where the server reports the period back, so that it
@@ -32,6 +33,7 @@ from lab.brokers.sqs import dlq as sqs_dlq
 from lab.brokers.sqs import queues
 from lab.brokers.sqs.client import ERRORS, broker_error, is_missing_queue, make_client, version
 from lab.brokers.sqs.clients import SqsConsumer, SqsProducer
+from lab.brokers.sqs.replies import SqsReplyReceiver, SqsReplySender
 from lab.brokers.sqs.settings import run_settings
 
 COUNTS = [
@@ -82,6 +84,10 @@ class SqsAdapter(BrokerAdapter):
                 )["QueueUrl"]
                 kept = self.client.get_queue_attributes(QueueUrl=main, AttributeNames=["All"])
                 urls.update({dlq_name: dlq, main_name: main})
+            for name in queues.reply_queues(spec):
+                urls[name] = self.client.create_queue(
+                    QueueName=name, Attributes=queues.reply_attributes(spec)
+                )["QueueUrl"]
         except ERRORS as exc:
             raise broker_error(f"provisioning {queues.main_queue(spec)}", exc) from exc
         self._urls = urls
@@ -130,7 +136,7 @@ class SqsAdapter(BrokerAdapter):
             (queues.main_queue(spec, sub), queues.dead_letter_queue(spec, sub))
             for sub in spec.subscribers
         ]
-        return [name for pair in pairs for name in pair]
+        return [name for pair in pairs for name in pair] + queues.reply_queues(spec)
 
     def teardown(self, keep_dead_letters: bool = False) -> None:
         try:
@@ -182,6 +188,12 @@ class SqsAdapter(BrokerAdapter):
 
     def consumer(self, consumer_id: int) -> ConsumerClient:
         return SqsConsumer(self.spec, consumer_id)
+
+    def replier(self, consumer_id: int) -> SqsReplySender:
+        return SqsReplySender(self.spec)
+
+    def replies(self, producer_id: int) -> SqsReplyReceiver:
+        return SqsReplyReceiver(self.spec, producer_id)
 
     def close(self) -> None:
         if self._client is not None:

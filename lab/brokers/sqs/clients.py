@@ -46,13 +46,14 @@ class SqsProducer(ProducerClient):
     Pub-sub: each batch goes to every subscriber's queue at once, a thread each, as SNS
     fans out in parallel (ElasticMQ serves each queue on its own), and a message is acked
     only when every queue took it (one that some queues took and others did not is
-    failed, and the subscribers that got it count it as unacked)."""
+    failed, and the subscribers that got it count it as unacked). Request-reply: no
+    linger, a request waited on goes at once."""
 
     def __init__(self, spec: RunSpec, producer_id: int) -> None:
         self.spec = spec
         self.producer = producer_id
         self.fifo = queues.is_fifo(spec)
-        self.linger_ns = int(spec.options.linger * 1e9)
+        self.linger_ns = 0 if spec.recipe.request_reply else int(spec.options.linger * 1e9)
         # Acks carry the server's clock, so that a retention by age can be told apart
         # from the rest (the position is read only by runs with retention).
         self.positions = has_retention(spec)
@@ -73,6 +74,8 @@ class SqsProducer(ProducerClient):
         self._pending += batch
         while len(self._pending) >= queues.BATCH and self._broken is None:
             self._send(queues.BATCH)
+        if not self.linger_ns:
+            self._send_all()
 
     def poll(self, timeout: float) -> list[Ack]:
         if self._pending and self._broken is None:

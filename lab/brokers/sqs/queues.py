@@ -2,7 +2,7 @@
 
 A work queue has a queue and its dead-letter queue; pub-sub a pair for each subscriber
 (`<run>-sub-1`, `<run>-sub-1-dlq`, ...), which the producer fills itself, since the lab
-runs no SNS.
+runs no SNS; request-reply adds a standard queue per requester for its replies.
 
 SQS bodies are text (XML characters only), and the lab's messages are bytes: a body is the
 message in base64, a third larger on the wire. Names allow letters, digits, `-` and `_`,
@@ -54,6 +54,18 @@ def dead_letter_queue(spec: RunSpec, subscriber: str = "") -> str:
     return _base(spec, subscriber) + DLQ + (FIFO if is_fifo(spec) else "")
 
 
+def reply_queue(spec: RunSpec, requester: int) -> str:
+    """Request-reply: one requester's reply queue, a standard queue even in a FIFO run
+    (replies need no order: each carries the id of the request it answers)."""
+    return _fit(spec.reply_to(requester))
+
+
+def reply_queues(spec: RunSpec) -> list[str]:
+    if not spec.recipe.request_reply:
+        return []
+    return [reply_queue(spec, i) for i in range(spec.recipe.producers.count)]
+
+
 def retention_period(recipe: Recipe) -> int | None:
     """MessageRetentionPeriod for the recipe's max_age, within SQS's bounds; None without."""
     age = recipe.retention.max_age
@@ -77,6 +89,12 @@ def main_attributes(spec: RunSpec, dlq_arn: str) -> dict[str, str]:
     if is_fifo(spec):
         attrs.update({"FifoQueue": "true", "ContentBasedDeduplication": "false"})
     return attrs
+
+
+def reply_attributes(spec: RunSpec) -> dict[str, str]:
+    # A requester that dies between reading a reply and deleting it gets it again after
+    # this, and counts it as a duplicate.
+    return {"VisibilityTimeout": str(math.ceil(spec.options.visibility_timeout))}
 
 
 def dlq_attributes(spec: RunSpec) -> dict[str, str]:
