@@ -1,6 +1,7 @@
 """SQS on ElasticMQ: what the contract test does not cover. The redrive policy, the
 visibility timeout, FIFO queues, retention by age, and the URLs of the real services."""
 
+import dataclasses
 import time
 
 import pytest
@@ -9,12 +10,14 @@ from lab import messages
 from lab.brokers import adapter_for
 from lab.brokers.contract import DeadLetterInfo
 from lab.brokers.sqs import queues
+from lab.brokers.sqs.adapter import COUNTS
 from lab.brokers.sqs.client import endpoint_url, make_client, region
 from lab.errors import LabError
 from lab.runtimes.external import parse_url
 from tests.brokers.helpers import (
     dead_letter_some,
     drain,
+    lab_messages,
     new_adapter,
     produce,
     provisioned,
@@ -180,6 +183,89 @@ def test_queue_names_are_ones_sqs_takes(session_lab):
     with provisioned(adapter):
         produce(adapter, 1)
         assert wait_depth(adapter, 1) == 1
+
+
+@pytest.mark.parametrize(
+    "sqs", [{"pattern": "pub-sub", "subscribers": {"count": 2, "slow": 1}}], indirect=True
+)
+def test_pub_sub_fills_a_queue_per_subscriber_and_probes_each(sqs):
+    """No SNS: the producer's batch goes to every subscriber's queue; each subscriber's
+    consumer reads its own, and the probe gives each one's depth."""
+    subs = sqs.spec.subscribers
+    assert subs == ("sub-1", "slow-1")
+    produce(sqs, 25)
+    probe = sqs.probe(final=True)
+    assert probe.subscriber_depths == {"sub-1": 25, "slow-1": 25} and probe.depth == 50
+    spec = dataclasses.replace(sqs.spec, subscriber="sub-1")
+    consumer = adapter_for(spec).consumer(0)
+    try:
+        assert sorted(drain(consumer, 25)) == list(range(25))
+    finally:
+        consumer.close()
+    deadline = time.monotonic() + 10
+    while sqs.probe(final=True).subscriber_depths["sub-1"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert sqs.probe(final=True).subscriber_depths == {"sub-1": 0, "slow-1": 25}
+    assert "SNS is not emulated" in sqs.settings()["fan_out"]
+
+
+def wait_empty(adapter, name: str, timeout: float = 10.0) -> bool:
+    """The queue holds nothing, visible or received (not yet deleted)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        counts = adapter._counts(name)["Attributes"]
+        if not any(int(counts.get(n, 0)) for n in COUNTS):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize(
+    "sqs", [{"pattern": "request-reply", "producers": {"count": 2}}], indirect=True
+)
+def test_replies_reach_their_requesters_queue_and_are_deleted_once_read(sqs):
+    header = messages.HEADER_SIZE
+    requests = {r: lab_messages(sqs.spec, 12, producer=r) for r in (0, 1)}
+    replier = sqs.replier(0)
+    receivers = {r: sqs.replies(r) for r in (0, 1)}
+    try:
+        replier.send([(r, m.payload[:header]) for r in (1, 0) for m in requests[r]])
+        for r, receiver in receivers.items():
+            got: list[bytes] = []
+            deadline = time.monotonic() + 10
+            while len(got) < 12 and time.monotonic() < deadline:
+                got += receiver.receive(0.5)
+            assert sorted(messages.decode(g).seq for g in got) == list(range(12))
+            assert {messages.decode(g).producer for g in got} == {r}
+            assert wait_empty(sqs, queues.reply_queue(sqs.spec, r)), "deleted once read"
+    finally:
+        replier.close()
+        for receiver in receivers.values():
+            receiver.close()
+    assert "WaitTimeSeconds" in sqs.settings()["replies"]
+
+
+@pytest.mark.parametrize(
+    ("recipe", "made"),
+    [
+        ({"pattern": "pub-sub", "subscribers": {"count": 3}}, 6),  # a queue and DLQ each
+        ({"pattern": "request-reply", "producers": {"count": 3}}, 5),  # + a reply queue each
+    ],
+)
+def test_teardown_deletes_every_queue_of_the_pattern(session_lab, recipe, made):
+    adapter = new_adapter(session_lab, "sqs", recipe, "gone")
+    adapter.provision()
+    listed = adapter.client.list_queues(QueueNamePrefix=adapter.spec.queue)
+    assert len(listed.get("QueueUrls", [])) == made
+    adapter.teardown()
+    try:
+        assert adapter.client.list_queues(QueueNamePrefix=adapter.spec.queue).get("QueueUrls") in (
+            None,
+            [],
+        )
+    finally:
+        adapter.close()
 
 
 # --- URLs of the real services (no connection is made) ------------------------------------

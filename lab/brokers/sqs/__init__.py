@@ -1,11 +1,15 @@
 """SQS: a queue per run with a dead-letter queue, served locally by ElasticMQ.
 
+Pub-sub is a queue per subscriber filled by the producer itself (the lab runs no SNS);
+request-reply a reply queue per requester.
+
 Stands in for Amazon SQS and Yandex Message Queue, whose API ElasticMQ speaks; the
 external runtime takes either service's https endpoint and runs the same code.
 
 client.py    the boto3 client: endpoint, region, credentials from the AWS chain
 queues.py    names, attributes, message bodies
 clients.py   the producer (SendMessageBatch) and the consumer (ReceiveMessage)
+replies.py   request-reply: the responders' replies and the requesters' reply queues
 adapter.py   provision, probe, retention, teardown; settings.py what the run used
 dlq.py       the dead-letter queue: the redrive policy, browsing, redrive
 native.py    ElasticMQ from the jars setup assembled; service.py its container
@@ -28,6 +32,11 @@ class SqsPlugin(BrokerPlugin):
     name = "sqs"
     display = "SQS"
     order = 50
+    patterns = ("work-queue", "pub-sub", "fire-and-forget", "request-reply")
+    request_reply = (
+        "a reply queue per requester: the responder's SendMessageBatch, the request's header"
+        " as the correlation id; the requester long-polls it (WaitTimeSeconds) and deletes"
+    )
     fire_and_forget = "SendMessageBatch, its answer ignored: the SQS API has no one-way send"
     polling = {
         "long": "ReceiveMessage with WaitTimeSeconds (long polling)",

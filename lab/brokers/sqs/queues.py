@@ -1,4 +1,8 @@
-"""A run's two queues: their names, attributes and what SQS puts in a message.
+"""A run's queues: their names, attributes and what SQS puts in a message.
+
+A work queue has a queue and its dead-letter queue; pub-sub a pair for each subscriber
+(`<run>-sub-1`, `<run>-sub-1-dlq`, ...), which the producer fills itself, since the lab
+runs no SNS; request-reply adds a standard queue per requester for its replies.
 
 SQS bodies are text (XML characters only), and the lab's messages are bytes: a body is the
 message in base64, a third larger on the wire. Names allow letters, digits, `-` and `_`,
@@ -28,21 +32,38 @@ def is_fifo(spec: RunSpec) -> bool:
     return spec.options.queue_type == "fifo"
 
 
-def _base(spec: RunSpec) -> str:
-    name = _NOT_IN_NAME.sub("_", spec.queue)
+def _fit(given: str) -> str:
+    name = _NOT_IN_NAME.sub("_", given)
     if len(name) > _NAME_MAX:
         # Keep it unique: a digest of the whole name stands in for what is cut.
         name = name[: _NAME_MAX - 11] + "-" + hashlib.sha1(name.encode()).hexdigest()[:10]
     return name
 
 
-def main_queue(spec: RunSpec) -> str:
-    return _base(spec) + (FIFO if is_fifo(spec) else "")
+def _base(spec: RunSpec, subscriber: str) -> str:
+    return _fit(f"{spec.queue}-{subscriber}" if subscriber else spec.queue)
 
 
-def dead_letter_queue(spec: RunSpec) -> str:
+def main_queue(spec: RunSpec, subscriber: str = "") -> str:
+    """The run's queue; in pub-sub, one subscriber's (RunSpec.subscribers)."""
+    return _base(spec, subscriber) + (FIFO if is_fifo(spec) else "")
+
+
+def dead_letter_queue(spec: RunSpec, subscriber: str = "") -> str:
     # Not RunSpec.dead_letter_queue: SQS names cannot hold its dot.
-    return _base(spec) + DLQ + (FIFO if is_fifo(spec) else "")
+    return _base(spec, subscriber) + DLQ + (FIFO if is_fifo(spec) else "")
+
+
+def reply_queue(spec: RunSpec, requester: int) -> str:
+    """Request-reply: one requester's reply queue, a standard queue even in a FIFO run
+    (replies need no order: each carries the id of the request it answers)."""
+    return _fit(spec.reply_to(requester))
+
+
+def reply_queues(spec: RunSpec) -> list[str]:
+    if not spec.recipe.request_reply:
+        return []
+    return [reply_queue(spec, i) for i in range(spec.recipe.producers.count)]
 
 
 def retention_period(recipe: Recipe) -> int | None:
@@ -68,6 +89,12 @@ def main_attributes(spec: RunSpec, dlq_arn: str) -> dict[str, str]:
     if is_fifo(spec):
         attrs.update({"FifoQueue": "true", "ContentBasedDeduplication": "false"})
     return attrs
+
+
+def reply_attributes(spec: RunSpec) -> dict[str, str]:
+    # A requester that dies between reading a reply and deleting it gets it again after
+    # this, and counts it as a duplicate.
+    return {"VisibilityTimeout": str(math.ceil(spec.options.visibility_timeout))}
 
 
 def dlq_attributes(spec: RunSpec) -> dict[str, str]:

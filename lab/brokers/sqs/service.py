@@ -19,6 +19,7 @@ def single_node(settings: Settings) -> Service:
             "-Xms64m",
             "-Xmx256m",
             "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1",  # as native.py says why
             "-Dnode-address.host=*",
             "-Dmessages-storage.enabled=true",
             f"-Dmessages-storage.uri={store_uri(STORE)}",

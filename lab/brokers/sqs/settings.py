@@ -4,12 +4,13 @@ import math
 
 from lab.brokers.contract import RunSpec
 from lab.brokers.sqs import dlq as sqs_dlq
-from lab.brokers.sqs import queues
+from lab.brokers.sqs import queues, replies
 
 # ElasticMQ (the lab's native and container `sqs`) speaks SQS's API; these parts of the
 # service it does not have.
 NOT_EMULATED = (
-    "MessageRetentionPeriod (accepted, not applied: nothing expires), MaximumMessageSize"
+    "SNS (pub-sub's fan-out is the lab's producer sending to each subscriber's queue),"
+    " MessageRetentionPeriod (accepted, not applied: nothing expires), MaximumMessageSize"
     " and queue policies (accepted, ignored); no server-side encryption, no throughput"
     " limits (a FIFO queue is not held to SQS's 300 calls/s), no replication (one process:"
     " its H2 file is the only copy); its message counts are exact where SQS's are"
@@ -94,4 +95,33 @@ def run_settings(spec: RunSpec, period_kept: bool | None) -> dict[str, str]:
         ),
         "retention": _retention(spec, period_kept),
         "emulator_does_not": NOT_EMULATED,
+        **_pattern(spec),
     }
+
+
+def _pattern(spec: RunSpec) -> dict[str, str]:
+    """How pub-sub and request-reply are made of queues here."""
+    if spec.recipe.pattern == "pub-sub":
+        subs = spec.subscribers
+        return {
+            "fan_out": (
+                f"a queue per subscriber ({queues.main_queue(spec, subs[0])}, ...), each with"
+                " its own dead-letter queue and the same RedrivePolicy. SNS is not emulated:"
+                " the producer does the fan-out, SendMessageBatch of each batch to every"
+                f" subscriber's queue at once ({len(subs)} calls a batch, a thread each), and"
+                " a message is acked only when every queue took it"
+            )
+        }
+    if spec.recipe.request_reply:
+        return {
+            "replies": (
+                f"a standard queue per requester ({queues.reply_queue(spec, 0)}, ...), made"
+                " before the run and deleted after it; requests are sent at once (no linger);"
+                f" responders SendMessageBatch up to {queues.BATCH} replies to each requester's"
+                " queue before they delete the requests, the body being the request's header"
+                " (run, requester, sequence: the correlation id); the requester long-polls its"
+                " queue on a thread of its own (ReceiveMessage, WaitTimeSeconds ="
+                f" {replies.WAIT_S}) and deletes what it read"
+            )
+        }
+    return {}
