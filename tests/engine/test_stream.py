@@ -267,3 +267,34 @@ def test_a_command_trigger_runs_once_per_window_that_fires(session_lab, tmp_path
     assert t["fired"] == t["expected"] == t["sent"] > 0, t
     lines = out.read_text().splitlines()
     assert len(lines) == t["fired"] and all(line.startswith("redis ") for line in lines)
+
+
+def test_a_traffic_peak_makes_the_features_late_not_wrong(session_lab):
+    """features-peak, shortened: five times the rate for 8 s, beyond the consumers'
+    capacity. Freshness and trigger latency climb to seconds with the backlog and come
+    back after it; the features stay exact (the lateness bound outlasts the backlog)."""
+    data = load("features-peak").to_dict()
+    data.update(duration="28s", drain_timeout="40s")
+    data["faults"] = [{"at": "8s", "action": "peak", "args": {"x": 5, "for": 8}}]
+    result, snapshots = run(session_lab, data, brokers=["redis"])
+    st = stream_of(result, "redis")
+    assert_exact(st, result.brokers["redis"].summary["acked"], "redis")
+    peak_at = next(i for i, s in enumerate(snapshots) if any("peak" in e.message for e in s.events))
+    live = [(s.broker("redis"), i) for i, s in enumerate(snapshots)]
+    live = [(b, i) for b, i in live if b.stream is not None and not b.stream.final]
+
+    def worst(rows, name):
+        return max((getattr(b.stream, name) or 0 for b, _ in rows), default=0)
+
+    before = [(b, i) for b, i in live if i < peak_at and b.phase == "running"]
+    after = [(b, i) for b, i in live if i >= peak_at]
+    max_lag = max(b.lag or 0 for b, _ in after)
+    assert max_lag > 1_000, max_lag  # the peak did build a backlog
+    backlogged = [(b, i) for b, i in after if (b.lag or 0) >= max_lag / 2]
+    for name in ("freshness_p99_ms", "trigger_p99_ms"):
+        calm = worst(before, name)
+        assert worst(backlogged, name) >= max(1_000, 4 * calm), (name, calm, backlogged)
+    # ... and back down once the backlog is gone.
+    top = max(after, key=lambda row: row[0].lag or 0)[1]
+    drained = [b for b, i in after if i > top and (b.lag or 0) < 50]
+    assert drained and min(b.stream.freshness_p99_ms or 0 for b in drained) < 1_000, drained
