@@ -91,6 +91,7 @@ class SubscriberSnapshot:
     lag: int | None = None  # its backlog, as the broker reports it
     e2e: Latency = field(default_factory=Latency)
     ledger: LedgerCounts = field(default_factory=LedgerCounts)
+    stream: StreamFigures | None = None  # its own feature store's, with a [stream] stage
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,10 @@ class BrokerSnapshot:
             "rss_bytes": self.rss_bytes,
             "network": self.network,
         }
+        if self.stream is not None:
+            # The traffic-peak lesson: both climb with the backlog (recipes/features-peak.toml).
+            point["freshness_p99_ms"] = self.stream.freshness_p99_ms
+            point["trigger_p99_ms"] = self.stream.trigger_p99_ms
         if self.requests is not None:
             r = self.requests
             point["round_trip_p50_ms"] = r.round_trip.p50

@@ -48,7 +48,7 @@ STREAM = obj(
     {
         "view_error": MAYBE_COUNT,
         "windows": obj(dict.fromkeys(("exact", "wrong", "late"), COUNT)) | MAYBE,
-        "triggers": obj(dict.fromkeys(TRIGGERS, COUNT)) | MAYBE,
+        "triggers": obj(dict.fromkeys(TRIGGERS, COUNT), {"latency_ms": P50_P99}) | MAYBE,
         "freshness_ms": P50_P99,
     },
     {"store": TEXT, "dedupe": {"type": "boolean"}, "view": MAYBE},
@@ -98,6 +98,8 @@ POINT = obj(
         # Request-reply runs: the round trip over the interval, the requests so far.
         **dict.fromkeys(("round_trip_p50_ms", "round_trip_p99_ms"), NUMBER),
         **dict.fromkeys(("replied", "timed_out"), COUNT),
+        # [stream] runs: view freshness and trigger latency as the features panel had them.
+        **dict.fromkeys(("freshness_p99_ms", "trigger_p99_ms"), MAYBE_NUMBER),
     },
 )
 BROKER = obj(

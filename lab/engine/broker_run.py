@@ -20,18 +20,16 @@ from lab.engine.pacing import rate_function
 from lab.engine.positions import PositionIndex, collect
 from lab.engine.reporting import Report, WorkerSpec
 from lab.engine.requests import RequestTally
-from lab.engine.subscription import Subscription, summed
+from lab.engine.subscription import RATE_WINDOW, Subscription, summed
 from lab.engine.workers import WorkerHandle, reap, start_worker
 from lab.errors import LabError
 from lab.faults import Fault
 from lab.ledger import Ledger, LedgerCounts
 from lab.messages import unpack
-from lab.metrics import BrokerSnapshot, Latency, SubscriberSnapshot, new_histogram
+from lab.metrics import BrokerSnapshot, Latency, new_histogram
 from lab.phases import PRODUCING, TERMINAL, Phase
 from lab.results import BrokerResult
 from lab.stream.run import StreamRun
-
-RATE_WINDOW = 1.0  # seconds over which rates are averaged
 
 
 @dataclass
@@ -86,7 +84,6 @@ class BrokerRun:
         self.max_backlog = 0
         self._backlog: dict[int, int] = {}
         self._rates: deque[tuple[float, int, int, int, int]] = deque()
-        self._sub_rates: dict[str, deque[tuple[float, int]]] = {}
         self.health = Health()
         self.last_error = ""
         self.multiplier = 1.0
@@ -227,7 +224,7 @@ class BrokerRun:
     def on_message(self, handle: WorkerHandle, kind: str, body: object) -> str | None:
         """Fold one worker message in; return an error text worth an event, if any."""
         if kind.startswith("stream"):
-            self.stream.on_message(kind, body, handle.index)
+            self.stream.on_message(kind, body, handle.index, handle.spec.subscriber, self.t0_ns)
             return None
         if kind in ("delivered", "dead"):
             packed = array("Q")
@@ -366,6 +363,7 @@ class BrokerRun:
         self.max_backlog = max(self.max_backlog, backlog)
         h = self.health
         counts = self.counts()
+        streams = self.stream.figures([sub.counts() for sub in self.subs]) if self.stream else None
         snap = BrokerSnapshot(
             broker=self.broker,
             phase=self.phase,
@@ -389,33 +387,20 @@ class BrokerRun:
             cpu_percent=h.cpu_percent,
             rss_bytes=h.rss_bytes,
             network=network,
-            stream=self.stream.figures(counts) if self.stream else None,
-            subscribers=self._subscriber_snapshots(now) if self.pub_sub else (),
+            stream=streams[0] if streams else None,
+            subscribers=self._subscriber_snapshots(now, streams) if self.pub_sub else (),
             requests=self.requests.figures() if self.requests else None,
         )
         self.publish_window.reset()
         self.e2e_window.reset()
         return snap
 
-    def _subscriber_snapshots(self, now: float) -> tuple[SubscriberSnapshot, ...]:
-        out = []
-        for sub in self.subs:
-            processed = sub.totals.processed
-            rates = self._sub_rates.setdefault(sub.name, deque())
-            rates.append((now, processed))
-            while len(rates) > 2 and now - rates[1][0] >= RATE_WINDOW:
-                rates.popleft()
-            span = now - rates[0][0]
-            rate = (
-                (processed - rates[0][1]) / span if span > 0 and self.phase not in TERMINAL else 0.0
-            )
-            out.append(
-                SubscriberSnapshot(
-                    sub.name, rate, sub.depth, Latency.of(sub.e2e_window), sub.counts()
-                )
-            )
-            sub.e2e_window.reset()
-        return tuple(out)
+    def _subscriber_snapshots(self, now: float, streams: tuple | None) -> tuple:
+        stopped = self.phase in TERMINAL
+        return tuple(
+            sub.snapshot(now, stopped, streams[1][n] if streams else None)
+            for n, sub in enumerate(self.subs)
+        )
 
     def drained(self) -> bool:
         """Everything acked is accounted for, and the broker holds nothing more."""

@@ -84,6 +84,8 @@ class ConsumerWorker:
                 failures += 1
                 backoff(failures)
             self.reporter.maybe_send(time.monotonic())
+            if self.stage:
+                self.stage.beat(self.t0_ns)
         drop(client)
         drop(self.replier)
         if self.stage:

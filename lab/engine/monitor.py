@@ -63,6 +63,8 @@ class BrokerMonitor(threading.Thread):
                 self.restarted.clear()
                 self._after_restart()
             state = self._observe()
+            if r.stream:
+                self._compare_stream()
             if state != last_state and last_state is not None:
                 self.on_event("state", f"{r.broker} is {state}", r.broker)
             last_state = state
@@ -148,6 +150,17 @@ class BrokerMonitor(threading.Thread):
             h.cpu_percent = stats.cpu_percent if stats else None
             h.rss_bytes = stats.rss_bytes if stats else None
         return state
+
+    def _compare_stream(self) -> None:
+        """The windows the truth is known for and no consumer can change, compared with
+        the store now (lab/stream/live.py): the store is read without the lock."""
+        r = self.run_
+        with self.lock:
+            due = r.stream.due(r.workers, r.t0_ns)
+        if due:
+            read = r.stream.read_live(due)
+            with self.lock:
+                r.stream.compare_live(read)
 
     def _state_from_runtime(self) -> str:
         try:

@@ -37,8 +37,10 @@ def result(run: "BrokerRun", series: list[dict], version: str | None) -> BrokerR
     broker_summary = summary(
         counts, series, per_second, run.recipe, publish, e2e, engine_counts, run.ran()
     )
+    streams: list[dict] = []
     if run.stream:
-        broker_summary["stream"] = run.stream.result(run.ledger, run.t0_ns)
+        ledgers = [sub.ledger for sub in run.subs]
+        broker_summary["stream"], streams = run.stream.result(ledgers, run.t0_ns)
     if run.requests:
         broker_summary.update(run.requests.summary(run.totals.sent))
         if not broker_summary["requests_add_up"]:
@@ -47,6 +49,8 @@ def result(run: "BrokerRun", series: list[dict], version: str | None) -> BrokerR
         broker_summary["subscribers"] = {
             sub.name: _subscriber_summary(run, sub, series, per_second) for sub in run.subs
         }
+        for sub, stream in zip(run.subs, streams, strict=False):
+            broker_summary["subscribers"][sub.name]["stream"] = stream
     return BrokerResult(
         broker=run.broker,
         version=version,

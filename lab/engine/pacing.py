@@ -68,6 +68,10 @@ class Pacer:
     def next_ns(self) -> int:
         return self.t0_ns + round(self.offset)
 
+    def next_due(self) -> int:
+        """The intended time of the next message this schedule hands out."""
+        return min(self._bursts[0], self.next_ns) if self._bursts else self.next_ns
+
     def second(self, now_ns: int) -> int:
         """Whole seconds since the run's clock zero."""
         return (now_ns - self.t0_ns) // 1_000_000_000

@@ -62,6 +62,8 @@ class ProducerWorker:
             self.reporter.send("final")
             return
         failures = 0
+        if self.ack_times:
+            self.ack_times.next_due = self.pacer.next_due
         while self._obey() and not self.pacer.finished:
             try:
                 if client is None:
@@ -75,6 +77,8 @@ class ProducerWorker:
                 backoff(failures)
             self.reporter.report.backlog = self.pacer.behind(time.monotonic_ns())
             self.reporter.maybe_send(time.monotonic())
+            if self.ack_times:
+                self.ack_times.tick()
         if client is not None:
             try:
                 self._heard(client.flush(10.0))
@@ -166,6 +170,8 @@ class ProducerWorker:
             r.sent_bytes += len(payload)
             self.seq += 1
         r.sent += len(batch)
+        if self.ack_times:
+            self.ack_times.sent(batch)
         count(r.sent_by_second, self.pacer.second(time.monotonic_ns()), len(batch))
         return batch
 

@@ -5,14 +5,17 @@ every acked message, each with its own identity acked == delivered + dead + drop
 in flight + lost. The producers' side stays in BrokerRun.
 """
 
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field, fields
 
 from hdrh.histogram import HdrHistogram
 
 from lab.engine.reporting import Report
 from lab.ledger import Ledger, LedgerCounts, SeqCollector
-from lab.metrics import new_histogram
+from lab.metrics import Latency, SubscriberSnapshot, new_histogram
+from lab.stream.figures import StreamFigures
+
+RATE_WINDOW = 1.0  # seconds over which rates are averaged, as the broker's
 
 
 @dataclass
@@ -36,6 +39,7 @@ class Subscription:
     depth: int | None = None  # the broker's word on this subscription's backlog
     max_lag: int = 0
     final_counts: LedgerCounts | None = None
+    _rates: deque[tuple[float, int]] = field(default_factory=deque)
     _delivered: SeqCollector = field(default_factory=SeqCollector)
     _dead: SeqCollector = field(default_factory=SeqCollector)
 
@@ -71,6 +75,23 @@ class Subscription:
         self.fold_pending()
         self.final_counts = self.ledger.counts(depth=depth, final=True)
         return self.final_counts
+
+    def snapshot(
+        self, now: float, stopped: bool, stream: StreamFigures | None
+    ) -> SubscriberSnapshot:
+        """This subscription in a Snapshot; its latency window starts again."""
+        processed = self.totals.processed
+        rates = self._rates
+        rates.append((now, processed))
+        while len(rates) > 2 and now - rates[1][0] >= RATE_WINDOW:
+            rates.popleft()
+        span = now - rates[0][0]
+        rate = (processed - rates[0][1]) / span if span > 0 and not stopped else 0.0
+        snap = SubscriberSnapshot(
+            self.name, rate, self.depth, Latency.of(self.e2e_window), self.counts(), stream
+        )
+        self.e2e_window.reset()
+        return snap
 
     def drained(self) -> bool:
         return self.ledger.counts().in_flight == 0 and (self.depth or 0) == 0

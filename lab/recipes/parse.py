@@ -291,8 +291,6 @@ def _check_subscribers(recipe: Recipe, source: str) -> None:
     r = recipe.retention
     if r.max_age or r.max_messages or r.max_bytes:
         raise _fail(source, "retention", "retention limits with pub-sub are not built yet")
-    if recipe.stream.on:
-        raise _fail(source, "stream", "a [stream] stage does not run on pub-sub yet")
     if recipe.poison_share:
         # Some brokers retry by republishing to the topic, which every subscriber reads.
         raise _fail(source, "poison_share", "poison messages with pub-sub are not built yet")
@@ -306,8 +304,6 @@ def _check_requests(recipe: Recipe, source: str) -> None:
     r = recipe.retention
     if r.max_age or r.max_messages or r.max_bytes:
         raise _fail(source, "retention", "retention limits with request-reply are not built yet")
-    if recipe.stream.on:
-        raise _fail(source, "stream", "a [stream] stage does not run on request-reply yet")
     if recipe.poison_share:
         raise _fail(source, "poison_share", "poison requests are not built yet")
 

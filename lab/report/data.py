@@ -103,7 +103,8 @@ def prediction(result: RunResult, broker: str) -> dict | None:
 
 def markers(result: RunResult) -> list[dict]:
     """Faults and commands (from the events) and phase changes (from each broker's series),
-    merged where several brokers did the same thing within MERGE_WITHIN_S."""
+    merged where several brokers did the same thing within MERGE_WITHIN_S: one line, one
+    label ("pause · kafka, redis"), where a label each would be drawn over the others."""
     raw: list[tuple[float, str, str, str | None]] = []
     for e in result.events:
         if e.kind in ("fault", "command"):
@@ -120,23 +121,42 @@ def markers(result: RunResult) -> list[dict]:
     return _merge(sorted(raw, key=lambda m: m[0]))
 
 
+def _unnamed(label: str, broker: str | None) -> str:
+    """A fault's words without the broker it hit ("pause redis" -> "pause")."""
+    return " ".join(w for w in label.split(" ") if w != broker) if broker else label
+
+
 def _merge(raw: Iterable[tuple[float, str, str, str | None]]) -> list[dict]:
     out: list[dict] = []
     for t, kind, label, broker in raw:
+        what = _unnamed(label, broker)
         same = next(
             (
                 m
                 for m in out
-                if m["kind"] == kind and m["label"] == label and t - m["t"] <= MERGE_WITHIN_S
+                if m["kind"] == kind and m["what"] == what and t - m["t"] <= MERGE_WITHIN_S
             ),
             None,
         )
         if same is None:
             out.append(
-                {"t": t, "kind": kind, "label": label, "brokers": [broker] if broker else []}
+                {
+                    "t": t,
+                    "kind": kind,
+                    "label": label,
+                    "what": what,
+                    "named": what != label,
+                    "brokers": [broker] if broker else [],
+                }
             )
         elif broker and broker not in same["brokers"]:
             same["brokers"].append(broker)
+    for m in out:
+        if m.pop("named") and len(m["brokers"]) > 1:
+            names = m["brokers"]
+            who = ", ".join(names) if len(names) <= 3 else f"{len(names)} brokers"
+            m["label"] = f"{m['what']} · {who}"
+        del m["what"]
     return out
 
 

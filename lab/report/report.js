@@ -7,7 +7,7 @@
                    "#17becf", "#bcbd22"];
   const colour = (broker) => PALETTE[DATA.brokers.indexOf(broker) % PALETTE.length];
   const HEIGHT = 230;
-  window.__report = { charts: [], errors: [] };
+  window.__report = { charts: [], errors: [], labels: {} };
 
   function columns(row) {
     const cols = Math.min(DATA.runs.length, 3);
@@ -38,31 +38,48 @@
     return max > 0 ? max * 1.08 : 1;
   }
 
-  function markerPlugin(markers) {
+  // Fault and phase lines with their labels. Labels are stacked: each goes in the first
+  // row where it starts after the last label there ends, right of its line (left of it at
+  // the chart's right edge), so near-simultaneous markers stay readable. The boxes drawn
+  // are kept in window.__report.labels for the tests.
+  function markerPlugin(markers, id) {
     return {
       hooks: {
         draw: [(u) => {
           const ctx = u.ctx;
-          const { top, height } = u.bbox;
+          const dpr = devicePixelRatio;
+          const { left, top, width, height } = u.bbox;
+          const line = 11 * dpr;
+          const pad = 3 * dpr;
+          const rowEnds = [];
+          const boxes = [];
           ctx.save();
-          ctx.font = `${Math.round(10 * devicePixelRatio)}px sans-serif`;
-          let row = 0;
+          ctx.font = `${Math.round(10 * dpr)}px sans-serif`;
           markers.forEach((m) => {
             const x = Math.round(u.valToPos(m.t, "x", true));
-            if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) return;
+            if (x < left || x > left + width) return;
             const fault = m.kind === "fault";
             ctx.strokeStyle = fault ? "#d62728" : "#888";
             ctx.fillStyle = fault ? "#d62728" : "#666";
-            ctx.lineWidth = devicePixelRatio;
-            ctx.setLineDash(fault ? [] : [4 * devicePixelRatio, 3 * devicePixelRatio]);
+            ctx.lineWidth = dpr;
+            ctx.setLineDash(fault ? [] : [4 * dpr, 3 * dpr]);
             ctx.beginPath();
             ctx.moveTo(x, top);
             ctx.lineTo(x, top + height);
             ctx.stroke();
-            const y = top + (10 + 11 * (row++ % 3)) * devicePixelRatio;
-            ctx.fillText(m.label, x + 3 * devicePixelRatio, y);
+            const w = ctx.measureText(m.label).width;
+            let lx = x + pad;
+            if (lx + w > left + width) lx = Math.max(left, x - pad - w);
+            let row = rowEnds.findIndex((end) => end + pad <= lx);
+            if (row < 0) row = rowEnds.length;
+            rowEnds[row] = lx + w;
+            const y = top + 10 * dpr + line * row;
+            ctx.fillText(m.label, lx, y);
+            boxes.push({ label: m.label, x: lx, y: y - line + 2 * dpr, w, h: line,
+                         canvasWidth: u.ctx.canvas.width });
           });
           ctx.restore();
+          window.__report.labels[id] = boxes;
         }],
       },
     };
@@ -124,7 +141,7 @@
         })),
       ],
       cursor: { sync: { key: spec.sync } },
-      plugins: spec.markers ? [markerPlugin(spec.markers)] : [],
+      plugins: spec.markers ? [markerPlugin(spec.markers, el.id)] : [],
     };
     const chart = new uPlot(opts, align(parts), el);
     window.__report.charts.push({ id: el.id, points, colours: parts.map((p) => p.colour),

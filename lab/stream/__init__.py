@@ -10,9 +10,11 @@ the engine knows what every view, window and trigger should be from what was ack
     view.py      the stores: Redis hashes or PostgreSQL tables, naive or deduplicated
     stage.py     the consumer side: one call per batch
     triggers.py  alerts to the run's alerts topic, or a user command, rate-limited
-    acks.py      the producer side: the event time of every acked message
+    acks.py      the producer side: the event time of every acked message, a resolved mark
     truth.py     what the view, windows and triggers should hold
+    live.py      the windows compared while the run goes on, once they cannot change
     summary.py   the comparison (results JSON `stream`) and its rows
-    run.py       the engine side: provision, fold reports, read the store, tear down
+    subscription.py  one subscription's store and reports (pub-sub: one per subscriber)
+    run.py       the engine side: provision, fold reports, live checks, read, tear down
     check.py     the [stream] section's rules that span fields
 """

@@ -9,6 +9,10 @@ over-count equals the ledger's duplicates.
 
 It posts a StageReport over the worker's pipe after every batch, synchronously like the
 "delivered" report, so a SIGKILL a moment later loses no count and no fired trigger.
+Each report says when it was made on the run's clock: every batch this stage judged for
+lateness before then is in the store, and every later batch is judged later. An idle
+consumer says so too, every HIST_INTERVAL (beat), so the engine knows which closed
+windows no consumer can still change (lab/stream/live.py).
 """
 
 import time
@@ -42,6 +46,23 @@ class StageReport:
     error: str = ""
     freshness: bytes = b""  # histogram delta: event time -> view updated (µs)
     trigger_latency: bytes = b""  # event that crossed -> alert acked / command started
+    clock_ms: int | None = None  # run clock when posted (None before the run's t0)
+    final: bool = False  # the consumer's last report: it applies nothing more
+
+
+def store_config(spec: RunSpec) -> StoreConfig:
+    """The store of the consumers of `spec` (in pub-sub, of its subscriber)."""
+    cfg = spec.recipe.stream
+    trig = cfg.triggers
+    return StoreConfig(
+        spec.run_id,
+        spec.broker,
+        cfg.dedupe,
+        cfg.view,
+        trig.statistic if trig.action else "",
+        trig.threshold,
+        spec.subscriber,
+    )
 
 
 class StreamStage:
@@ -52,21 +73,15 @@ class StreamStage:
         self.tag = messages.run_tag(spec.run_id)
         self.events = EventSource(cfg)
         self.windows = WindowSpec.of(cfg.windows)
-        store_cfg = StoreConfig(
-            spec.run_id,
-            spec.broker,
-            cfg.dedupe,
-            cfg.view,
-            trig.statistic if trig.action else "",
-            trig.threshold,
-        )
-        self.store = open_store(cfg.view_store, spec.stream_store, store_cfg)
+        self.store = open_store(cfg.view_store, spec.stream_store, store_config(spec))
         self.actions = TriggerActions(spec, trig, index) if trig.action else None
         self.freshness = new_histogram()
         self.trigger_latency = new_histogram()
         self.hist_due = time.monotonic() + HIST_INTERVAL
         self._reported = (0, 0, 0)  # the actions' sent, suppressed, failed so far
         self.waiting: list[Delivery] = []
+        self.t0_ns: int | None = None
+        self.beat_due = 0.0
 
     @classmethod
     def for_run(
@@ -75,6 +90,7 @@ class StreamStage:
         return cls(spec, index, post) if spec.recipe.stream.on else None
 
     def process(self, deliveries: list[Delivery], t0_ns: int | None) -> None:
+        self.t0_ns = t0_ns
         if t0_ns is None:
             # The first messages can beat the engine's Start (and its clock zero) to this
             # consumer: they wait for the next batch, a few milliseconds.
@@ -103,6 +119,7 @@ class StreamStage:
             sent_ns.append(h.intended_ns)
             late.append(closed)
         if not updates:
+            self.beat()
             return
         fresh, crossings = self.store.apply(updates)
         done = time.monotonic_ns()
@@ -123,6 +140,12 @@ class StreamStage:
                 self.actions.fire(updates[i].key, start, sent_ns[i])
         self._send(r)
 
+    def beat(self, t0_ns: int | None = None) -> None:
+        """An empty report, if none went for HIST_INTERVAL: this consumer's clock moves on."""
+        self.t0_ns = t0_ns or self.t0_ns
+        if self.t0_ns is not None and time.monotonic() >= self.beat_due:
+            self._send(StageReport())
+
     def _send(self, r: StageReport, final: bool = False) -> None:
         a = self.actions
         if a is not None:
@@ -137,6 +160,10 @@ class StreamStage:
                 record_us(self.trigger_latency, ns)
             a.latencies = []
         now = time.monotonic()
+        self.beat_due = now + HIST_INTERVAL
+        if self.t0_ns is not None:
+            r.clock_ms = rel_ms(time.monotonic_ns(), self.t0_ns)
+        r.final = final
         if final or now >= self.hist_due:
             self.hist_due = now + HIST_INTERVAL
             if self.freshness.get_total_count():
@@ -149,6 +176,7 @@ class StreamStage:
 
     def close(self, t0_ns: int | None) -> None:
         """The consumer is leaving: alerts flushed, commands waited for, last report sent."""
+        self.t0_ns = t0_ns or self.t0_ns
         if self.waiting and t0_ns is not None:
             self.process([], t0_ns)
         if self.actions is not None:

@@ -7,6 +7,9 @@ windows        exact, wrong, late (events late for a window), late_updates,
 triggers       fired, expected, missed, spurious, duplicated, suppressed, sent, failed,
                latency_ms (event that crossed -> alert acked or command started)
 freshness_ms   event time -> view updated, p50 / p99 over the run
+
+In pub-sub each subscriber's summary has its own `stream` (its store against its own
+ledger), and the broker's adds them up (combined).
 """
 
 from collections.abc import Callable
@@ -79,6 +82,29 @@ def compare(
     if cfg.triggers.action:
         out["triggers"] = _triggers(cfg, truth, totals)
     return out
+
+
+def combined(parts: list[dict], freshness: HdrHistogram, latency: HdrHistogram) -> dict:
+    """Several subscriptions' comparisons as the broker's: every count added up (unknown
+    where one of them is), the percentiles those of the merged histograms."""
+    if len(parts) == 1:
+        return parts[0]
+    out = _added(parts)
+    out["freshness_ms"] = percentiles(freshness)
+    if out["triggers"] is not None:
+        out["triggers"]["latency_ms"] = percentiles(latency)
+    return out
+
+
+def _added(values: list) -> object:
+    first = values[0]
+    if any(v is None for v in values):
+        return None
+    if isinstance(first, dict):
+        return {k: _added([v[k] for v in values]) for k in first}
+    if isinstance(first, bool) or not isinstance(first, int | float):
+        return first  # the store's name, dedupe: the same for every subscription
+    return sum(values)
 
 
 def _view(truth: Truth, view: dict[int, tuple[int, int]]) -> dict:
@@ -175,12 +201,18 @@ def _triggers_row(s: dict) -> str:
     )
 
 
+def _latency_row(s: dict) -> str:
+    t = s["triggers"]
+    return "-" if t is None else _ms(t["latency_ms"])
+
+
 # Rows of the comparison tables (lab run, Markdown, HTML) for runs with a [stream] stage.
 STREAM_ROWS: list[tuple[str, Callable[[dict], str]]] = [
     ("view error (count)", _row(lambda s: _count(s["view_error"]))),
     ("windows exact / wrong / late", _row(_windows_row)),
     ("triggers fired of expected", _row(_triggers_row)),
     ("view freshness p50 / p99 (ms)", _row(lambda s: _ms(s["freshness_ms"]))),
+    ("trigger latency p50 / p99 (ms)", _row(_latency_row)),
 ]
 
 

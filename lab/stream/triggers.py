@@ -79,6 +79,7 @@ class TriggerActions:
         alert = {
             "run_id": self.spec.run_id,
             "broker": self.spec.broker,
+            "subscriber": self.spec.subscriber,
             "key": key,
             "window_start_s": start_ms / 1000,
             "statistic": self.cfg.statistic,
@@ -119,6 +120,7 @@ class TriggerActions:
             "LAB_ALERT_STATISTIC": self.cfg.statistic,
             "LAB_ALERT_THRESHOLD": f"{self.cfg.threshold:g}",
             "LAB_ALERT_BROKER": self.spec.broker,
+            "LAB_ALERT_SUBSCRIBER": self.spec.subscriber,
             "LAB_RUN_ID": self.spec.run_id,
         }
         try:

@@ -9,12 +9,15 @@ a consumer dies between its update and its ack. And because the increment that c
 the threshold is seen by exactly one consumer, a window fires at most once however many
 consumers share it.
 
-    Redis       features:<run>:<broker>:view:<key>   hash count, sum, last, last_ms
-                features:<run>:<broker>:win:<start>  hash c:<key>, s:<key>
-                features:<run>:<broker>:seen         set of message ids (dedupe)
+    Redis       features:<run>:<broker>[:<subscriber>]:view:<key>   hash count, sum, last, last_ms
+                features:<run>:<broker>[:<subscriber>]:win:<start>  hash c:<key>, s:<key>
+                features:<run>:<broker>[:<subscriber>]:seen         set of message ids (dedupe)
     PostgreSQL  features_<hash>_view (key, count, sum, last, last_ms)
                 features_<hash>_win (start_ms, key, count, sum)
                 features_<hash>_seen (id)
+
+Pub-sub: each subscription is its own feature pipeline (every subscriber is owed every
+message), so each has its own store, named by the subscriber too.
 """
 
 import hashlib
@@ -50,15 +53,25 @@ class StoreConfig:
     view: bool
     statistic: str  # "count" | "sum" | "": no trigger
     threshold: float
+    subscriber: str = ""  # pub-sub: the subscription whose store this is
+
+    @property
+    def name(self) -> str:
+        """What the store's keys or tables are named after."""
+        parts = (self.run_id, self.broker, self.subscriber)
+        return ":".join(p for p in parts if p)
 
 
 Applied = tuple[list[bool], list[tuple[int, int]]]  # new per update; (update index, start)
 
 
-def open_store(name: str, ep: Endpoint, cfg: StoreConfig) -> "RedisStore | PostgresStore":
+def open_store(
+    name: str, ep: Endpoint, cfg: StoreConfig, timeout: float = STORE_TIMEOUT
+) -> "RedisStore | PostgresStore":
+    """`timeout`: the longest one call may take (the engine's live reads keep it short)."""
     if name == "redis":
-        return RedisStore(ep, cfg)
-    return PostgresStore(ep, cfg)
+        return RedisStore(ep, cfg, timeout)
+    return PostgresStore(ep, cfg, timeout)
 
 
 def crossed(before: float, after: float, threshold: float) -> bool:
@@ -111,19 +124,19 @@ return {fresh, fired}
 
 
 class RedisStore:
-    def __init__(self, ep: Endpoint, cfg: StoreConfig) -> None:
+    def __init__(self, ep: Endpoint, cfg: StoreConfig, timeout: float = STORE_TIMEOUT) -> None:
         import redis
 
         self.cfg = cfg
-        self.prefix = f"features:{cfg.run_id}:{cfg.broker}:"
+        self.prefix = f"features:{cfg.name}:"
         self.errors = (redis.RedisError,)
         self.client = redis.Redis(
             host=ep.host,
             port=ep.port,
             password=ep.password,
             db=int(ep.path or 0),
-            socket_timeout=STORE_TIMEOUT,
-            socket_connect_timeout=10,
+            socket_timeout=timeout,
+            socket_connect_timeout=min(10, timeout),
         )
         self._script = self.client.register_script(_APPLY)
 
@@ -150,8 +163,14 @@ class RedisStore:
             out[int(k.rsplit(b":", 1)[1])] = (int(count or 0), int(total or 0))
         return out
 
-    def read_windows(self) -> dict[tuple[int, int], tuple[int, int]]:
-        keys = self._keys("win:")
+    def read_windows(
+        self, starts: list[int] | None = None
+    ) -> dict[tuple[int, int], tuple[int, int]]:
+        """Every window, or those of `starts` only."""
+        if starts is None:
+            keys = self._keys("win:")
+        else:
+            keys = [f"{self.prefix}win:{start}".encode() for start in starts]
         out: dict[tuple[int, int], list[int]] = {}
         for name, fields in zip(keys, self._pipeline([("hgetall", k) for k in keys]), strict=True):
             start = int(name.rsplit(b":", 1)[1])
@@ -193,14 +212,15 @@ class RedisStore:
 
 
 class PostgresStore:
-    def __init__(self, ep: Endpoint, cfg: StoreConfig) -> None:
+    def __init__(self, ep: Endpoint, cfg: StoreConfig, timeout: float = STORE_TIMEOUT) -> None:
         import psycopg
         from psycopg import sql
 
         self.cfg = cfg
         self.ep = ep
+        self.timeout = timeout
         self.psycopg = psycopg
-        digest = hashlib.blake2b(f"{cfg.run_id}/{cfg.broker}".encode(), digest_size=6)
+        digest = hashlib.blake2b(cfg.name.replace(":", "/").encode(), digest_size=6)
         base = f"features_{digest.hexdigest()}"
         self.view_t, self.win_t, self.seen_t = (
             sql.Identifier(base + s) for s in ("_view", "_win", "_seen")
@@ -217,10 +237,10 @@ class PostgresStore:
                 user=ep.username,
                 password=ep.password,
                 dbname=ep.path,
-                connect_timeout=10,
+                connect_timeout=max(1, min(10, round(self.timeout))),
                 # Each batch is one explicit transaction (conn.transaction()), nothing else.
                 autocommit=True,
-                options=f"-c statement_timeout={int(STORE_TIMEOUT * 1000)}",
+                options=f"-c statement_timeout={int(self.timeout * 1000)}",
             )
         return self.conn
 
@@ -348,9 +368,16 @@ class PostgresStore:
         rows = self._query(self.sql.SQL("SELECT key, count, sum FROM {}").format(self.view_t))
         return {k: (n, s) for k, n, s in rows}
 
-    def read_windows(self) -> dict[tuple[int, int], tuple[int, int]]:
+    def read_windows(
+        self, starts: list[int] | None = None
+    ) -> dict[tuple[int, int], tuple[int, int]]:
+        """Every window, or those of `starts` only."""
         query = self.sql.SQL("SELECT start_ms, key, count, sum FROM {}").format(self.win_t)
-        return {(w, k): (n, s) for w, k, n, s in self._query(query)}
+        args: tuple = ()
+        if starts is not None:
+            query = self.sql.SQL("{} WHERE start_ms = ANY(%s::bigint[])").format(query)
+            args = (list(starts),)
+        return {(w, k): (n, s) for w, k, n, s in self._query(query, args)}
 
     def teardown(self) -> None:
         q = self.sql.SQL
@@ -378,11 +405,11 @@ class PostgresStore:
             self._drop()
             raise StoreError(f"view store: {exc}") from exc
 
-    def _query(self, query) -> list[tuple]:  # noqa: ANN001
+    def _query(self, query, args: tuple = ()) -> list[tuple]:  # noqa: ANN001
         try:
             conn = self._connect()
             with conn.transaction():
-                return conn.execute(query).fetchall()
+                return conn.execute(query, args or None).fetchall()
         except self.psycopg.Error as exc:
             self._drop()
             raise StoreError(f"view store: {exc}") from exc

@@ -2,7 +2,7 @@
 and says what it logged, what it asked the network for, and what each chart drew."""
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -50,6 +50,7 @@ class Rendered:
     charts: list[dict]
     empty: list[str]  # charts that said "no data recorded"
     text: str
+    labels: dict[str, list[dict]] = field(default_factory=dict)  # chart id -> marker labels
 
 
 def chromium() -> Path:
@@ -90,11 +91,13 @@ def render(html: Path, profile: Path, screenshot: Path | None = None) -> Rendere
                 "Array.from(document.querySelectorAll('.chart.empty')).map((e) => e.id)"
             )
             text = page.inner_text("body")
+            labels = page.evaluate("window.__report.labels")
             if screenshot:
                 page.screenshot(path=str(screenshot), full_page=True)
         finally:
             context.close()
-    return Rendered(console, errors, [u for u in requests if u != url], charts, empty, text)
+    others = [u for u in requests if u != url]
+    return Rendered(console, errors, others, charts, empty, text, labels)
 
 
 def assert_drawn(r: Rendered, expected_charts: int) -> None:

@@ -74,6 +74,60 @@ def test_markers_for_phases_and_faults():
     assert len(producing["brokers"]) >= 2  # brokers that started together: one line
 
 
+def faults_on_every_broker(tmp_path):
+    """The old file with a fault that hit its four brokers within a second, two others at
+    the same moment, and a resume of two of them: labels that used to be drawn on top of
+    each other."""
+    data = json.loads(OLD.read_text())
+    brokers = list(data["brokers"])
+    events = [
+        {"t": 5.0 + 0.01 * i, "kind": "fault", "message": f"pause {b}", "broker": b}
+        for i, b in enumerate(brokers)
+    ]
+    events += [
+        {"t": 5.05, "kind": "fault", "message": "latency kafka ms=200", "broker": "kafka"},
+        {"t": 5.1, "kind": "fault", "message": "crash-consumer redis", "broker": "redis"},
+        {"t": 9.0, "kind": "fault", "message": "resume kafka", "broker": "kafka"},
+        {"t": 9.2, "kind": "fault", "message": "resume redis", "broker": "redis"},
+    ]
+    data["events"] = sorted(data["events"] + events, key=lambda e: e["t"])
+    path = tmp_path / "faults.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_one_fault_on_several_brokers_is_one_marker(tmp_path):
+    run = run_data(RunResult.load(faults_on_every_broker(tmp_path)), "faults")
+    faults = [m for m in run["markers"] if m["kind"] == "fault"]
+    assert [m["label"] for m in faults] == [
+        "pause · 4 brokers",
+        "latency kafka ms=200",
+        "crash-consumer redis",
+        "resume · kafka, redis",
+    ]
+    assert faults[0]["brokers"] == ["kafka", "rabbitmq", "redis", "postgres"]
+
+
+def test_marker_labels_never_overlap(tmp_path):
+    out = write_report([faults_on_every_broker(tmp_path)], tmp_path / "report.html")
+    r = render(out, tmp_path / "profile", screenshot=tmp_path / "markers.png")
+    assert_drawn(r, CHARTS_PER_RUN)
+    assert len(r.labels) == 5  # the five time charts carry the markers
+    for chart, boxes in r.labels.items():
+        labels = [b["label"] for b in boxes]
+        assert "pause · 4 brokers" in labels and "resume · kafka, redis" in labels, labels
+        for i, a in enumerate(boxes):
+            assert a["x"] >= 0 and a["x"] + a["w"] <= a["canvasWidth"], (chart, a)
+            for b in boxes[i + 1 :]:
+                apart = (
+                    a["x"] + a["w"] <= b["x"]
+                    or b["x"] + b["w"] <= a["x"]
+                    or a["y"] + a["h"] <= b["y"]
+                    or b["y"] + b["h"] <= a["y"]
+                )
+                assert apart, (chart, a, b)
+
+
 def test_export_html_is_the_same_report(tmp_path):
     [path] = export(RunResult.load(CAPACITY), tmp_path, ("html",))
     assert_drawn(render(path, tmp_path / "profile"), CHARTS_PER_RUN)

@@ -1,12 +1,21 @@
 """The capacity screen, driven by its keys (Pilot) in a tiny host app: the figures and the
 backlog curve follow what is typed, a bad value says what is wrong, ctrl+r hands the
-generated recipe to the app."""
+generated recipe to the app. And the whole path in the dashboard, on a real broker: the
+Start screen, `c`, ctrl+r, the run of the generated recipe on the ticked broker, its
+results with the predicted backlog."""
 
+import pytest
 from textual.app import App
-from textual.widgets import Input, Sparkline, Static
+from textual.widgets import DataTable, Input, Sparkline, Static
 
+from lab import brokers as registry
+from lab.report.data import run_data
+from lab.results import RunResult
 from tests.tui.support import pilot_test, until
+from tui import make_app
 from tui.screens.capacity import CapacityScreen
+from tui.screens.run import RunScreen
+from tui.screens.start import StartScreen
 
 
 class Host(App[None]):
@@ -90,3 +99,44 @@ async def test_without_a_hook_it_writes_the_recipe_and_says_how_to_run_it(tmp_pa
         await pilot.pause()
         status = str(app.screen.query_one("#status", Static).render())
         assert f"lab run {path}" in status and path.exists()
+
+
+@pytest.mark.brokers
+@pilot_test
+async def test_start_screen_c_then_ctrl_r_runs_the_day_on_the_ticked_broker(session_lab, tmp_path):
+    session_lab.endpoint("redis")
+    out = tmp_path / "results"
+    app = make_app(session_lab.runtime, results_dir=out, cursor_blink=False)
+    async with app.run_test(size=(160, 50)) as pilot:
+        start = app.screen
+        assert isinstance(start, StartScreen)
+        await until(pilot, lambda: len(start.statuses) == len(registry.names()), 60, "states")
+        table = start.query_one("#brokers", DataTable)
+        table.focus()
+        await pilot.press(*["up"] * len(registry.names()))
+        for broker in registry.names():
+            if (broker == "redis") != (broker in start.ticked):
+                await pilot.press("space")
+            await pilot.press("down")
+        assert start.ticked == {"redis"}
+        await pilot.press("c")
+        await until(pilot, lambda: isinstance(app.screen, CapacityScreen), 10, "the screen")
+        await retype(pilot, "users", "10000")
+        await retype(pilot, "peak-share", "0.55")
+        await retype(pilot, "seconds-per-hour", "1")  # the working day in 10 s
+        await pilot.press("ctrl+r")
+        await until(pilot, lambda: isinstance(app.screen, RunScreen), 120, "the run to start")
+        screen = app.screen
+        assert screen.info.brokers == ("redis",)
+        assert screen.info.recipe["name"] == "capacity"
+        await until(pilot, lambda: screen.ended, 120, "the run to end")
+        await until(pilot, lambda: list(out.glob("*.json")), 20, "the results")
+        await pilot.press("q")
+        await until(pilot, lambda: not app.is_running, 60, "the app to quit")
+    assert (out / "capacity.toml").exists()  # the recipe the screen wrote
+    [path] = out.glob("*.json")
+    result = RunResult.load(path)
+    assert list(result.brokers) == ["redis"] and result.recipe["rate"]["profile"] == "curve"
+    assert result.brokers["redis"].summary["adds_up"]
+    [redis] = run_data(result, "day")["brokers"]
+    assert redis["prediction"] is not None  # the report shows predicted and measured backlog

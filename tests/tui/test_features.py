@@ -1,6 +1,7 @@
 """The features panel of a broker column (Pilot, recorded Snapshots with stream figures):
-live it shows the over-count so far, at the end the comparison with the truth; runs
-without a [stream] stage do not show it."""
+live it shows the over-count so far and the windows already compared with the truth, at
+the end the whole comparison; trigger latency both ways; runs without a [stream] stage do
+not show it."""
 
 import dataclasses
 
@@ -17,7 +18,13 @@ LIVE = StreamFigures(
     fired=4,
     freshness_p50_ms=12.5,
     freshness_p99_ms=40.0,
+    trigger_p50_ms=8.0,
+    trigger_p99_ms=30.5,
     view_error=7,
+)
+# Live, with the windows ending by 35 s compared with the truth.
+CLOSED = dataclasses.replace(
+    LIVE, windows_to_s=35.0, windows_exact=40, windows_wrong=0, expected=3, missed=0
 )
 FINAL = dataclasses.replace(
     LIVE,
@@ -68,9 +75,23 @@ async def test_the_panel_shows_the_live_figures(tmp_path):
             "triggers 4 fired",
             "fresh p50 12.5",
             "p99 40.0 ms",
+            "alert p50 8.0",
+            "p99 30.5 ms",
         ):
             assert words in text, text
-        assert "expected" not in text  # the truth is compared once the run ends
+        assert "expected" not in text  # no window has closed for good yet
+
+
+@pilot_test
+async def test_the_panel_shows_the_windows_compared_so_far(tmp_path):
+    app = app_for(feed_with(CLOSED), tmp_path)
+    async with app.run_test(size=(200, 60)) as pilot:
+        screen = app.screen
+        await until(pilot, lambda: screen.rendered_seq == 20)
+        text = str(panel_of(screen, "redis").render())
+        for words in ("windows 40 exact / 0 wrong to 35 s", "4 fired · 3 expected to 35 s"):
+            assert words in text, text
+        assert "over-count so far" in text and "missed" not in text
 
 
 @pilot_test

@@ -273,3 +273,157 @@ def test_the_rate_limit_holds_back_a_burst():
     limit = RateLimit(3.0)  # a burst of up to one second's worth, then 3 a second
     taken = [limit.take() for _ in range(10)]
     assert taken[:3] == [True] * 3 and not any(taken[3:])
+
+
+def _run_of(cfg: Stream, late_seqs: range, twice: range):
+    """400 events of one producer, one every 10 ms: a store that got `late_seqs` after
+    their windows closed and `twice` redelivered (naive), and the truth."""
+    t0 = 10**12
+    times = {0: {s: t0 + s * 10_000_000 for s in range(400)}}
+    ground = truth.compute(cfg, ledger_of([(0, s) for s in range(400)]), times, t0)
+    source, spec = EventSource(cfg), WindowSpec.of(cfg.windows)
+    op = WindowOperator(spec)
+    for s in [*range(400), *twice]:
+        key, value = source.event(0, s)
+        op.add(key, value, s * 10, s * 10 + (5_000 if s in late_seqs else 5))
+    return t0, times, ground, op
+
+
+@pytest.mark.parametrize("kind", ["tumbling", "hopping"])
+def test_the_live_comparison_agrees_with_the_final_one(kind):
+    """Window by window, in chunks as the engine does it, the live tally comes to what
+    the comparison at the end says about the same windows and triggers."""
+    from array import array
+
+    from lab.stream.live import LiveTally, LiveTruth
+
+    windows = Windows(kind=kind, size=1, hop=0.5 if kind == "hopping" else 0, allowed_lateness=0.2)
+    cfg = Stream(view_store="redis", keys=7, key_skew="zipf", windows=windows)
+    trig = {"action": "alert", "threshold": 4}
+    cfg = parse({"stream": {**_plain(cfg), "triggers": trig}}).stream
+    t0, times, ground, op = _run_of(cfg, late_seqs=range(100, 130), twice=range(200, 220))
+    store = {w: tuple(c) for w, c in op.windows.items()}
+    # What fired: the store's crossings, as the stage reports them (some spurious ones).
+    fired = [w for w, c in op.windows.items() if c[0] > 4]
+    totals = summary.StageTotals(late_events=op.late_events, fired=fired)
+    final = summary.compare(cfg, ground, {}, store, totals)
+    live_truth = LiveTruth(cfg)
+    pairs = array("q", [x for s, ns in times[0].items() for x in (s, ns)])
+    live_truth.add(0, pairs, t0)
+    spec = WindowSpec.of(cfg.windows)
+    tally = LiveTally(spec.starts(0)[0])
+    tally.on_fired(fired)
+    for now_ms in range(0, 6_000, 700):  # the engine compares once a second or so
+        starts = tally.due(spec, now_ms, now_ms, now_ms)
+        observed = {w: c for w, c in store.items() if w[0] in starts}
+        tally.compare(live_truth, starts, observed, ("count", 4))
+        live_truth.forget_below(tally.next_start)
+    assert tally.exact == final["windows"]["exact"] and tally.wrong == final["windows"]["wrong"]
+    t = final["triggers"]
+    assert (tally.expected, tally.missed, tally.spurious) == (
+        t["expected"],
+        t["missed"],
+        t["spurious"],
+    )
+    assert final["windows"]["wrong"] > 0 and t["expected"] > 0  # the case is not trivial
+    assert not live_truth.cells and not tally.fired
+
+
+def test_nothing_is_compared_live_before_its_truth_and_its_store_are_final():
+    from lab.stream.live import LiveTally, horizon
+
+    spec = WindowSpec(size_ms=1000, hop_ms=1000, lateness_ms=500)
+    tally = LiveTally(0)
+    assert horizon([]) == float("inf") and horizon([3, None]) is None and horizon([5, 2]) == 2
+    assert tally.due(spec, None, 9_000, 9_000) == []  # a producer said nothing yet
+    assert tally.due(spec, 9_000, None, 9_000) == []  # nor a consumer
+    # [0, 1 s) and [1, 2 s) closed at 1.5 and 2.5 s; the producers' mark is at 1.9 s.
+    assert tally.due(spec, 1_900, 2_600, 9_000) == [0]
+    assert tally.due(spec, 9_000, 2_400, 9_000) == [0]  # a consumer is at 2.4 s
+    assert tally.due(spec, 9_000, 2_600, 9_000) == [0, 1000]
+    assert tally.due(spec, float("inf"), float("inf"), 2_500) == [0, 1000, 2000]
+
+
+def test_the_resolved_mark_waits_for_the_oldest_ack():
+    from lab.brokers.contract import Ack, Outgoing
+    from lab.stream.acks import AckTimes
+
+    posted = []
+    acks = AckTimes(posted.append)
+    assert acks.resolved_ns() is None  # before the schedule starts
+    acks.next_due = lambda: 900
+    acks.sent([Outgoing(s, 100 * (s + 1), b"") for s in range(4)])  # intended 100 .. 400
+    acks.add([Ack(1, 200, True), Ack(2, 300, False)])
+    assert acks.resolved_ns() == 100  # seq 0 may still be acked
+    acks.add([Ack(0, 100, True)])
+    assert acks.resolved_ns() == 400
+    acks.add([Ack(3, 400, True)])
+    assert acks.resolved_ns() == 900  # nothing waits: the next one due
+    acks.flush()
+    raw, mark = posted[-1][1]
+    from array import array
+
+    pairs = array("q")
+    pairs.frombytes(raw)
+    assert mark == 900 and list(pairs) == [1, 200, 0, 100, 3, 400]  # failed ones left out
+
+
+def test_subscriptions_add_up_to_the_broker():
+    from lab.metrics import new_histogram, record_us
+
+    cfg = parse(
+        {
+            "stream": {
+                "view_store": "redis",
+                "windows": {"kind": "tumbling"},
+                "triggers": {"action": "alert"},
+            }
+        }
+    ).stream
+    parts = []
+    for view in ({1: (2, 3)}, {1: (1, 3), 2: (4, 4)}):
+        totals = summary.StageTotals(applied=3, fired=[(0, 1)])
+        record_us(totals.trigger_latency, 5_000_000)
+        parts.append(summary.compare(cfg, truth.Truth(), view, {}, totals))
+    latency = new_histogram()
+    record_us(latency, 7_000_000)
+    whole = summary.combined(parts, new_histogram(), latency)
+    assert whole["view_error"] == parts[0]["view_error"] + parts[1]["view_error"] == 7
+    assert whole["events"]["applied"] == 6 and whole["triggers"]["fired"] == 2
+    assert whole["triggers"]["spurious"] == 2 and whole["store"] == "redis"
+    assert whole["triggers"]["latency_ms"]["p50"] == pytest.approx(7, rel=0.01)
+    assert summary.combined(parts[:1], new_histogram(), latency) is parts[0]
+    assert not _schema_problem(whole)
+
+
+def test_trigger_latency_is_a_row_of_every_comparison(tmp_path):
+    import json
+
+    from lab.export.markdown import to_markdown
+    from lab.metrics import record_us
+    from lab.report.page import render
+    from lab.results import RunResult
+    from tests.helpers import DATA
+
+    data = json.loads((DATA / "replay-quickstart.json").read_text())
+    cfg = parse(
+        {
+            "stream": {
+                "view_store": "redis",
+                "windows": {"kind": "tumbling"},
+                "triggers": {"action": "alert"},
+            }
+        }
+    ).stream
+    totals = summary.StageTotals()
+    for ms in (4, 5, 6, 90):
+        record_us(totals.trigger_latency, ms * 1_000_000)
+    stream = summary.compare(cfg, truth.Truth(), {}, {}, totals)
+    for broker in data["brokers"].values():
+        broker["summary"]["stream"] = stream
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(data))
+    result = RunResult.load(path)
+    assert "| trigger latency p50 / p99 (ms) | 5.0 / 90.0 |" in to_markdown(result)
+    html = render([result], js="", css="")
+    assert "trigger latency p50 / p99 (ms)" in html and "5.0 / 90.0" in html
