@@ -181,3 +181,23 @@ def run_session(session_lab, recipe: dict, brokers: list[str]) -> tuple[RunResul
         session.close()
     assert result is not None
     return result, snaps
+
+
+def run_one(
+    session_lab, broker: str, recipe_data: dict, faults: tuple = (), timeout: float = 180
+) -> tuple[RunResult, list[Snapshot]]:
+    """A run on one broker with `faults`; no worker may outlive it, and the broker is
+    brought up again for the next test, whatever the faults left it in."""
+    session_lab.endpoint(broker)
+    recipe = parse({"name": f"{broker}-test", "warmup": "1s", **recipe_data})
+    session = Session(session_lab.runtime, stop_started_brokers=False)
+    try:
+        session.start(recipe, [broker], "parallel", faults)
+        snapshots = list(session.snapshots())
+        result = session.wait(timeout=timeout)
+    finally:
+        session.close()
+    assert result is not None
+    assert not [w for r in session.runs for w in r.workers if w.alive()], "a worker outlived it"
+    session_lab.runtime.up([broker])
+    return result, snapshots

@@ -9,24 +9,15 @@ import time
 import pytest
 
 from lab.app import dlq
-from lab.engine.session import Session
 from lab.faults import Fault
-from lab.recipes import parse
 from lab.runtimes.external import ExternalRuntime, parse_url
-from tests.helpers import isolated_lab, leftovers, port_block, run_lab
+from tests.helpers import isolated_lab, leftovers, port_block, run_lab, run_one
 
 pytestmark = pytest.mark.brokers
 
 
 def run(session_lab, recipe_data, faults=()):
-    session_lab.endpoint("sqs")
-    recipe = parse({"name": "sqs-test", "warmup": "1s", **recipe_data})
-    session = Session(session_lab.runtime, stop_started_brokers=False)
-    session.start(recipe, ["sqs"], "parallel", faults)
-    list(session.snapshots())
-    result = session.wait(timeout=120)
-    session.close()
-    session_lab.runtime.up(["sqs"])  # healthy again for the next test, whatever happened
+    result, _ = run_one(session_lab, "sqs", recipe_data, faults, timeout=120)
     broker = result.brokers["sqs"]
     s = broker.summary
     assert s["adds_up"] and not broker.problems, (s, broker.problems)

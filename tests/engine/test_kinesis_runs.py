@@ -4,24 +4,14 @@ ledger still accounts for every acked message exactly."""
 import pytest
 
 from lab.app import dlq
-from lab.engine.session import Session
 from lab.faults import Fault
-from lab.recipes import parse
+from tests.helpers import run_one
 
 pytestmark = pytest.mark.brokers
 
 
 def run(session_lab, recipe_data, faults=()):
-    session_lab.endpoint("kinesis")
-    recipe = parse({"name": "kinesis-test", "warmup": "1s", **recipe_data})
-    session = Session(session_lab.runtime, stop_started_brokers=False)
-    session.start(recipe, ["kinesis"], "parallel", faults)
-    snapshots = list(session.snapshots())
-    result = session.wait(timeout=180)
-    session.close()
-    assert not [w for r in session.runs for w in r.workers if w.alive()], "a worker outlived it"
-    session_lab.runtime.up(["kinesis"])  # healthy again for the next test, whatever happened
-    return result, snapshots
+    return run_one(session_lab, "kinesis", recipe_data, faults)
 
 
 def exact(result):

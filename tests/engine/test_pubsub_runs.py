@@ -3,23 +3,14 @@ emulator and a partition in the chaos proxy hold messages up, and lose none."""
 
 import pytest
 
-from lab.engine.session import Session
 from lab.faults import Fault
-from lab.recipes import parse
+from tests.helpers import run_one
 
 pytestmark = pytest.mark.brokers
 
 
 def run(session_lab, recipe_data, faults=()):
-    session_lab.endpoint("pubsub")
-    recipe = parse({"name": "pubsub-test", "warmup": "1s", **recipe_data})
-    session = Session(session_lab.runtime, stop_started_brokers=False)
-    session.start(recipe, ["pubsub"], "parallel", faults)
-    snapshots = list(session.snapshots())
-    result = session.wait(timeout=180)
-    session.close()
-    assert not [w for r in session.runs for w in r.workers if w.alive()], "a worker outlived it"
-    session_lab.runtime.up(["pubsub"])  # healthy again for the next test, whatever happened
+    result, snapshots = run_one(session_lab, "pubsub", recipe_data, faults)
     broker = result.brokers["pubsub"]
     s = broker.summary
     assert s["adds_up"] and not broker.problems, (s, broker.problems)
