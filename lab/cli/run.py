@@ -11,7 +11,7 @@ from lab import recipes
 from lab.cli.live import live_view, plain_line, print_summary
 from lab.engine.session import Session
 from lab.errors import LabError
-from lab.faults import Fault, broker_problem, schedule_problem
+from lab.faults import Fault, planned_problem, schedule_problem
 from lab.runtimes import Runtime
 
 PLAIN_EVERY = 5.0  # seconds between progress lines when the output is not a terminal
@@ -30,11 +30,9 @@ def run(
     """`faults`: (as written, seconds, fault) of each --fault."""
     recipe = recipes.load(recipe_name, overrides)
     names = brokers or list(recipe.brokers)
-    for i, planned in enumerate(recipe.faults):
-        problem = broker_problem(Fault(planned.action, planned.broker or None), names)
-        if problem:  # the file had it in its own brokers: --brokers left it out
-            given = ",".join(brokers)
-            raise LabError(f"--brokers {given}: with it, faults[{i}].broker: {problem}")
+    problem = planned_problem(recipe.faults, names)
+    if problem:  # the file had it in its own brokers: --brokers left it out
+        raise LabError(f"--brokers {','.join(brokers)}: with it, {problem}")
     for text, at, fault in faults:
         problem = schedule_problem(at, fault, recipe.duration, names)
         if problem:

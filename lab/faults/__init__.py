@@ -82,6 +82,16 @@ def broker_problem(fault: Fault, brokers: Sequence[str] | None) -> str | None:
     return None
 
 
+def planned_problem(planned: Sequence, brokers: Sequence[str]) -> str | None:
+    """Why one of a recipe's scheduled faults (each with .action and .broker) can never
+    happen on `brokers`: "faults[i].broker: ...", or None."""
+    for i, p in enumerate(planned):
+        problem = broker_problem(Fault(p.action, p.broker or None), brokers)
+        if problem:
+            return f"faults[{i}].broker: {problem}"
+    return None
+
+
 def parse_fault(text: str, brokers: tuple[str, ...] = ()) -> tuple[float, Fault]:
     """'30s kill kafka' or '10s latency redis ms=200 jitter=50' -> (30.0, Fault(...)).
     TIME and duration arguments (peak's `for`) read like a recipe's durations: 90, 1.5m,
@@ -122,5 +132,6 @@ __all__ = [
     "Scope",
     "broker_problem",
     "parse_fault",
+    "planned_problem",
     "schedule_problem",
 ]

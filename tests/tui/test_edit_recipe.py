@@ -121,3 +121,19 @@ async def test_a_broker_that_cannot_run_the_pattern_says_why_before_anything_sta
         await pilot.pause()
         assert [n.message for n in app._notifications] == [why]
         assert isinstance(app.screen, StartScreen) and not start.busy
+
+
+@pilot_test
+async def test_a_fault_on_a_broker_not_ticked_is_refused_before_anything_starts(tmp_path):
+    app = start_app(tmp_path)
+    async with app.run_test(size=(100, 40)) as pilot:
+        start = app.screen
+        await until(pilot, lambda: start.statuses, 10, "broker states")
+        faults = [{"at": "2s", "action": "kill", "broker": "kafka"}]
+        start._add_recipe(parse({"name": "crash", "faults": faults}))
+        start.set_ticks({"redis"})
+        await pilot.press("s")
+        await pilot.pause()
+        said = [n.message for n in app._notifications]
+        assert said == ["crash: faults[0].broker: kafka is not in this run (redis)"], said
+        assert isinstance(app.screen, StartScreen) and not start.busy

@@ -28,6 +28,7 @@ from textual.widgets.option_list import Option
 from lab import brokers as registry
 from lab import recipes
 from lab.errors import LabError
+from lab.faults import planned_problem
 from lab.recipes import Recipe
 from lab.runtimes import BrokerState, BrokerStatus
 from tui.bindings import START
@@ -326,8 +327,12 @@ class StartScreen(Screen[None]):
                 return
         if start and recipe is not None:
             unfit = [c for c in (registry.get(b).cannot(recipe.pattern) for b in brokers) if c]
-            if unfit:  # said before anything starts, not as a failure mid-run
-                self.notify(unfit[0], severity="error", timeout=8)
+            # Said before anything starts, not as a failure (or a fault quietly skipped)
+            # mid-run.
+            planned = planned_problem(recipe.faults, brokers)
+            problem = unfit[0] if unfit else planned and f"{recipe.name}: {planned}"
+            if problem:
+                self.notify(problem, severity="error", timeout=8)
                 return
         self.busy = True
         self._up_then_start(brokers, recipe if start else None, self.mode)
