@@ -14,6 +14,7 @@ from lab.runtimes.native import NativeRuntime
 from lab.settings import Settings
 from tests.helpers import Tmux, leftovers, port_block, run_lab
 from tests.tui.support import RECORDED
+from tui.screens.dead_letters import live_source
 
 pytestmark = pytest.mark.brokers
 
@@ -133,6 +134,18 @@ def test_dead_letters_after_a_run_bring_their_broker_up(fresh, tmp_path):
     assert listed.returncode == 0, listed.stderr
     assert "kafka: healthy in" in listed.stderr and "kafka: stopping it again" in listed.stderr
     assert "dead letters of run" in listed.stdout and "redrive: lab dlq kafka" in listed.stdout
+    assert states(fresh)["kafka"] == "stopped"
+
+    # The TUI's dead-letter screen on the finished run reads them the same way, with the
+    # same progress lines.
+    [results] = tmp_path.glob("*.json")
+    run_id = json.loads(results.read_text())["run_id"]
+    said: list[str] = []
+    source = live_source(NativeRuntime(fresh), "kafka", run_id, ended=True)
+    letters = source.read(500, said.append)
+    assert letters and all(letter.attempts >= 1 for letter in letters), letters
+    assert any(line.startswith("kafka: healthy in") for line in said), said
+    assert said[-1] == "kafka: stopping it again", said
     assert states(fresh)["kafka"] == "stopped"
 
     moved = run_lab(fresh, "dlq", "kafka", "--redrive", timeout=180)

@@ -226,13 +226,13 @@ async def test_dead_letters_screen_lists_and_redrives(tmp_path):
     letters = fixed_dead_letters()
     redriven = []
 
-    def redrive():
+    def redrive(_say):
         redriven.append(True)
         letters.clear()
         return 6
 
     def source(broker, run_id):
-        return DeadLetterSource(broker, run_id, lambda limit: list(letters[:limit]), redrive)
+        return DeadLetterSource(broker, run_id, lambda limit, _say: list(letters[:limit]), redrive)
 
     feed = StillFeed(recorded(), 20)
     app = make_app(

@@ -51,7 +51,7 @@ def still_app(tmp_path, **kwargs):
         results_dir=tmp_path,
         cursor_blink=False,
         dead_letters=lambda broker, run_id: DeadLetterSource(
-            broker, run_id, lambda limit: letters[:limit], lambda: 0
+            broker, run_id, lambda limit, _say: letters[:limit], lambda _say: 0
         ),
         **kwargs,
     )

@@ -1,6 +1,7 @@
 """A broker's dead letters as a table (id, reason, attempts, times, payload start), with
 redrive. Reading and redriving happen in a worker thread; the table is updated by row
-key, never cleared."""
+key, never cleared. A finished run's broker may have to be started for them: its
+progress lines show in the note as they come, as `lab dlq` prints them."""
 
 import contextlib
 from collections.abc import Callable
@@ -23,14 +24,18 @@ LIMIT = 500
 COLUMNS = ("id", "reason", "attempts", "first failure", "last failure", "payload")
 
 
+Say = Callable[[str], None]  # a progress line, from any thread
+
+
 @dataclass(frozen=True)
 class DeadLetterSource:
-    """Where one broker's dead letters come from; `note` says why there are none to read."""
+    """Where one broker's dead letters come from; `note` says why there are none to read.
+    `read(limit, say)` and `redrive(say)` tell their progress through `say`."""
 
     broker: str
     run_id: str
-    read: Callable[[int], list[DeadLetter]] | None
-    redrive: Callable[[], int] | None
+    read: Callable[[int, Say], list[DeadLetter]] | None
+    redrive: Callable[[Say], int] | None
     note: str = ""
 
 
@@ -38,22 +43,20 @@ def live_source(runtime: Runtime, broker: str, run_id: str, ended: bool) -> Dead
     """The dead letters of a run, read and redriven through its broker. A run that `ended`
     may have stopped its broker: it is brought up for the read, and stopped again."""
 
-    def quiet(_broker: str, _message: str) -> None:
-        """The screen's note says the broker may be started: no line per step."""
+    def up(say: Say) -> contextlib.AbstractContextManager:
+        if not ended:
+            return contextlib.nullcontext()
+        return dlq.broker_up(runtime, broker, lambda b, message: say(f"{b}: {message}"))
 
-    def up() -> contextlib.AbstractContextManager:
-        return dlq.broker_up(runtime, broker, quiet) if ended else contextlib.nullcontext()
-
-    def read(limit: int) -> list[DeadLetter]:
-        with up():
+    def read(limit: int, say: Say) -> list[DeadLetter]:
+        with up(say):
             return dlq.list_dead_letters(runtime, broker, run_id, limit)
 
-    def redrive() -> int:
-        with up():
+    def redrive(say: Say) -> int:
+        with up(say):
             return dlq.redrive(runtime, broker, run_id)
 
-    note = f"reading… ({broker} is started for it if the run stopped it)" if ended else ""
-    return DeadLetterSource(broker, run_id, read, redrive, note)
+    return DeadLetterSource(broker, run_id, read, redrive)
 
 
 def _time(ts: float) -> str:
@@ -105,11 +108,14 @@ class DeadLettersScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="dlq-read")
     def _read(self) -> None:
         try:
-            letters = self.source.read(LIMIT)
+            letters = self.source.read(LIMIT, self._say)
         except Exception as exc:  # the broker may be down: say so, keep what is shown
             self.app.call_from_thread(self._note, f"could not read: {exc}")
             return
         self.app.call_from_thread(self.show_letters, letters)
+
+    def _say(self, line: str) -> None:
+        self.app.call_from_thread(self._note, line)
 
     def _note(self, text: str) -> None:
         self.query_one("#note", Static).update(text)
@@ -147,7 +153,7 @@ class DeadLettersScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="dlq-redrive")
     def _redrive(self) -> None:
         try:
-            count = self.source.redrive()
+            count = self.source.redrive(self._say)
         except Exception as exc:
             self.app.call_from_thread(self.notify, f"redrive failed: {exc}", severity="error")
             return
