@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from hdrh.histogram import HdrHistogram
 
 from lab.ledger import LedgerCounts
+from lab.phases import Phase
 from lab.stream.figures import StreamFigures
 
 LOWEST_US = 1
@@ -198,4 +199,4 @@ class Snapshot:
 
     @property
     def done(self) -> bool:
-        return self.phase == "done"
+        return self.phase == Phase.DONE

@@ -17,6 +17,7 @@ from lab import __version__, results_schema
 from lab.errors import LabError
 from lab.ledger import LedgerCounts
 from lab.metrics import Event, Latency
+from lab.phases import Phase
 from lab.recipes import Recipe
 from lab.stream import summary as stream_summary
 
@@ -157,7 +158,7 @@ def summary(
     """The per-broker summary: ledger counts, rates and latencies after warm-up, and the
     engine's own counters (`extra`: failed sends, errors, poison acked, ...). `ran`: the
     seconds the producers' schedule ran (less than the recipe's after a stop)."""
-    running = [s for s in series if s["phase"] == "running"]
+    running = [s for s in series if s["phase"] == Phase.RUNNING]
     target = sum(s["target_rate"] for s in running) / len(running) if running else None
     lags = [s["lag"] for s in series if s["lag"] is not None]
     return {

@@ -3,8 +3,14 @@
 from rich.text import Text
 
 from lab.app.format import STATE_STYLE
+from lab.phases import Phase
 
-PHASE_STYLE = {"running": "green", "warmup": "green", "failed": "bold red", "done": "bold"}
+PHASE_STYLE = {
+    Phase.RUNNING: "green",
+    Phase.WARMUP: "green",
+    Phase.FAILED: "bold red",
+    Phase.DONE: "bold",
+}
 KIND_STYLE = {
     "fault": "bold magenta",
     "command": "cyan",

@@ -8,6 +8,7 @@ one recipe on different brokers) reads side by side.
 from collections.abc import Iterable
 
 from lab.capacity.predict import predicted_backlog
+from lab.phases import PRODUCING, Phase
 from lab.results import RunResult
 
 # Chart id -> (series key in a point, title, unit). Each is drawn per broker.
@@ -18,7 +19,11 @@ TIME_CHARTS = {
     "e2e_p50": ("e2e_p50_ms", "end-to-end p50", "ms"),
     "e2e_p99": ("e2e_p99_ms", "end-to-end p99", "ms"),
 }
-PHASE_MARKS = {"warmup": "producing", "running": "warm-up over", "draining": "draining"}
+PHASE_MARKS = {
+    Phase.WARMUP: "producing",
+    Phase.RUNNING: "warm-up over",
+    Phase.DRAINING: "draining",
+}
 MERGE_WITHIN_S = 1.0  # markers of the same thing this close together are drawn as one
 PREDICTION_STEP_S = 0.25
 
@@ -81,7 +86,7 @@ def clock_zero(result: RunResult, broker: str) -> float | None:
         if e.broker == broker and e.kind == "phase" and e.message.startswith("producing"):
             return e.t
     for p in result.brokers[broker].series:
-        if p.get("phase") in ("warmup", "running"):
+        if p.get("phase") in PRODUCING:
             return p["t"]
     return None
 
@@ -110,7 +115,7 @@ def markers(result: RunResult) -> list[dict]:
         if e.kind in ("fault", "command"):
             raw.append((e.t, "fault", e.message, e.broker))
     # Without a warm-up, "warm-up over" comes a tick after "producing": not worth a line.
-    skip = set() if result.recipe.get("warmup", 1) else {"running"}
+    skip = set() if result.recipe.get("warmup", 1) else {Phase.RUNNING}
     for name, b in result.brokers.items():
         previous = None
         for p in b.series:
