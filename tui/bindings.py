@@ -101,7 +101,7 @@ RUN = [
         "pause_broker",
         "Pause",
         id="pause-resume",
-        tooltip="SIGSTOP the selected broker; again to SIGCONT it",
+        tooltip=f"{ACTIONS['pause'].summary}; again: {ACTIONS['resume'].summary}",
     ),
     Binding(
         "r",
@@ -115,7 +115,7 @@ RUN = [
         "latency_up",
         "Latency",
         id="latency-up",
-        tooltip="Add network latency to the selected broker; again to raise it",
+        tooltip=f"{ACTIONS['latency'].summary}; again to raise it",
     ),
     Binding(
         "L",
@@ -123,14 +123,14 @@ RUN = [
         "No latency",
         show=False,
         id="latency-clear",
-        tooltip="Remove the added latency (heals every network fault of the broker)",
+        tooltip=ACTIONS["heal"].summary,
     ),
     Binding(
         "n",
         "partition",
         "Split",
         id="partition",
-        tooltip="Network partition: cut the selected broker off (blackhole); again to heal",
+        tooltip=f"{ACTIONS['blackhole'].summary}; again: {ACTIONS['heal'].summary}",
     ),
     Binding(
         "s",
