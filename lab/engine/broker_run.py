@@ -55,6 +55,9 @@ class Health:
     """The latest word from the broker's monitor thread."""
 
     state: str = "unknown"
+    # When a fault last said the state (monotonic s): a probe that began before it is
+    # older news.
+    said_at: float = 0.0
     probe: Probe = field(default_factory=Probe)
     cpu_percent: float | None = None
     rss_bytes: int | None = None
@@ -173,6 +176,9 @@ class BrokerRun:
         reap(self.workers, timeout)
 
     # --- what faults do (lab/faults/actions.py) ------------------------------------------
+
+    def set_state(self, state: str) -> None:
+        self.health.state, self.health.said_at = state, time.monotonic()
 
     def crash_consumer(self) -> int:
         consumers = self.live("consumer")

@@ -130,6 +130,7 @@ class BrokerMonitor(threading.Thread):
 
     def _observe(self) -> str:
         r = self.run_
+        began = time.monotonic()
         try:
             probe = r.adapter.probe()
             state = "healthy"
@@ -141,7 +142,9 @@ class BrokerMonitor(threading.Thread):
         stats = self.runtime.stats(r.broker)
         with self.lock:
             h = r.health
-            h.state = state
+            if h.said_at <= began:
+                h.state = state
+            state = h.state
             if probe is not None:
                 h.probe = probe
                 r.on_probe(probe)

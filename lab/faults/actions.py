@@ -38,6 +38,9 @@ class Target(Protocol):
         """Start one more consumer; returns its index."""
 
     def remove_consumer(self) -> None: ...
+    def set_state(self, state: str) -> None:
+        """The broker's state as a fault left it, until the monitor's next look."""
+
     def slow_consumers(self, factor: float) -> None: ...
     def set_rate(self, multiplier: float) -> None: ...
     def burst(self, count: int) -> None: ...
@@ -69,6 +72,9 @@ class Pause(FaultAction):
 
     def apply(self, fault: "Fault", injector: "FaultInjector", run: Target) -> None:
         injector.runtime.pause(run.broker)
+        # A probe of a stopped process hangs until its client gives up (10 s for some):
+        # say paused now, so a short pause shows, and a second key press resumes.
+        run.set_state("paused")
 
 
 class Resume(FaultAction):

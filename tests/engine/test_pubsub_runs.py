@@ -23,13 +23,19 @@ def run(session_lab, recipe_data, faults=()):
 
 
 def test_a_paused_emulator_is_latency_not_loss(session_lab):
-    result, _ = run(
+    result, snapshots = run(
         session_lab,
         {"duration": "12s", "rate": {"rate": 150}},
         faults=[(4, Fault("pause")), (7, Fault("resume"))],
     )
     kinds = [e.message.split()[0] for e in result.events if e.kind == "fault"]
     assert kinds[:2] == ["pause", "resume"], kinds
+    # Said at once, though a probe of the stopped emulator hangs far longer than the
+    # pause: a second press of `p` resumes instead of pausing again.
+    paused, resumed = [e.t for e in result.events if e.kind == "fault"][:2]
+    during = [s.broker("pubsub").state for s in snapshots if paused + 0.6 < s.t < resumed - 0.1]
+    assert during and set(during) == {"paused"}, during
+    assert snapshots[-1].broker("pubsub").state == "healthy"
 
 
 def test_a_network_partition_then_heal(session_lab):
