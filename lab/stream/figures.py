@@ -65,7 +65,6 @@ def from_summary(stream: dict | None) -> StreamFigures | None:
         return None
     w, t = stream.get("windows") or {}, stream.get("triggers") or {}
     events, fresh = stream.get("events") or {}, stream.get("freshness_ms") or {}
-    latency = t.get("latency_ms") or {}
     return StreamFigures(
         store=stream.get("store", "?"),
         dedupe=bool(stream.get("dedupe")),
@@ -76,14 +75,24 @@ def from_summary(stream: dict | None) -> StreamFigures | None:
         suppressed=t.get("suppressed", 0),
         freshness_p50_ms=fresh.get("p50"),
         freshness_p99_ms=fresh.get("p99"),
-        trigger_p50_ms=latency.get("p50"),
-        trigger_p99_ms=latency.get("p99"),
-        view_error=stream.get("view_error"),
-        final=True,
-        expected=t.get("expected"),
-        missed=t.get("missed"),
-        spurious=t.get("spurious"),
-        duplicated=t.get("duplicated"),
-        windows_exact=w.get("exact"),
-        windows_wrong=w.get("wrong"),
+        **compared(stream),
     )
+
+
+def compared(stream: dict) -> dict:
+    """The StreamFigures fields of a final comparison with the truth (a summary's
+    `stream`): the view's error, the windows and the triggers."""
+    w, t = stream.get("windows") or {}, stream.get("triggers") or {}
+    latency = t.get("latency_ms") or {}
+    return {
+        "trigger_p50_ms": latency.get("p50"),
+        "trigger_p99_ms": latency.get("p99"),
+        "view_error": stream.get("view_error"),
+        "final": True,
+        "expected": t.get("expected"),
+        "missed": t.get("missed"),
+        "spurious": t.get("spurious"),
+        "duplicated": t.get("duplicated"),
+        "windows_exact": w.get("exact"),
+        "windows_wrong": w.get("wrong"),
+    }

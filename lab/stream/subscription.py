@@ -18,7 +18,7 @@ from lab.ledger import Ledger, LedgerCounts
 from lab.metrics import new_histogram
 from lab.stream import summary as comparison
 from lab.stream import truth as truths
-from lab.stream.figures import StreamFigures
+from lab.stream.figures import StreamFigures, compared
 from lab.stream.live import LiveTally, LiveTruth
 from lab.stream.stage import StageReport, store_config
 from lab.stream.view import StoreConfig
@@ -130,22 +130,7 @@ class SubscriptionStream:
             distinct = counts.delivered + counts.unacked_delivered
             over = max(0, t.applied - distinct) if self.cfg.view else None
             return StreamFigures(**base, view_error=over, **self._live())
-        w, trig_final = f["windows"] or {}, f["triggers"] or {}
-        latency_final = trig_final.get("latency_ms") or {}
-        base.update(
-            trigger_p50_ms=latency_final.get("p50"), trigger_p99_ms=latency_final.get("p99")
-        )
-        return StreamFigures(
-            **base,
-            view_error=f["view_error"],
-            final=True,
-            expected=trig_final.get("expected"),
-            missed=trig_final.get("missed"),
-            spurious=trig_final.get("spurious"),
-            duplicated=trig_final.get("duplicated"),
-            windows_exact=w.get("exact"),
-            windows_wrong=w.get("wrong"),
-        )
+        return StreamFigures(**(base | compared(f)))
 
     def _live(self) -> dict:
         tally = self.tally
