@@ -1,5 +1,5 @@
-"""PostgreSQL as a queue: a table per run (per subscriber in pub-sub), COPY in, SKIP
-LOCKED (or polling) out.
+"""PostgreSQL as a queue: a table per run (per subscriber in pub-sub), one INSERT per
+batch in, SKIP LOCKED (or polling) out.
 
 adapter.py     provision, probe, teardown, dead letters; the producer
 consumers.py   the skip-locked consumer and the polling anti-pattern
