@@ -72,6 +72,7 @@ class CpuMeter:
         self.last: dict[tuple[int, float], float] = {}
         self.groups: dict[tuple[int, float], str] = {}
         self.span = (0.0, 0.0)
+        self.machine: list = []  # psutil.cpu_times() of the whole machine, first and last
 
     def sample(self, roles: dict[int, str] | None = None) -> None:
         now = {}
@@ -84,6 +85,7 @@ class CpuMeter:
             except psutil.Error:
                 continue
             now[key] = t.user + t.system
+        self.machine = [*self.machine[:1], psutil.cpu_times()]
         if self.first is None:
             self.first, self.span = now, (time.monotonic(), time.monotonic())
         else:
@@ -105,6 +107,16 @@ class CpuMeter:
             )
         )
         return 100 * used / (self.span[1] - self.span[0])
+
+    def steal_percent(self) -> float:
+        """The share of the machine's CPU time the hypervisor gave to other guests between
+        the samples. On a shared VM it is what makes one run's figures differ from the
+        next: a run with steal above a few percent is not a clean measurement."""
+        if len(self.machine) < 2:
+            return 0.0
+        first, last = self.machine
+        total = sum(last) - sum(first)
+        return 100 * (last.steal - first.steal) / total if total > 0 else 0.0
 
 
 def group_of(proc: psutil.Process, roles: dict[int, str]) -> str:

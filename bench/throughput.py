@@ -107,6 +107,7 @@ def trial(
         "consumer_cpu": cpu.percent(["consumer"]),
         "engine_cpu": cpu.percent(["engine"]),
         "broker_cpu": cpu.percent([broker]),
+        "steal": cpu.steal_percent(),
         "profile": costs,
         "settings": result.brokers[broker].settings,
         "client": result.brokers[broker].client,
@@ -224,9 +225,9 @@ def print_fixed(rows: list[dict]) -> None:
     print(
         "\n| broker | client | size | rate msgs/s | received | e2e p50 / p99 ms | lag max | "
         "producer % | consumer % | engine % | harness % | harness % per 10k | "
-        "broker % | broker % per 10k | lost / dup |"
+        "broker % | broker % per 10k | lost / dup | steal % |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for t in rows:
         print(
             f"| {t['broker']} | {t['client']} | {t['size']} | {t['rate']:,.0f} | "
@@ -235,7 +236,7 @@ def print_fixed(rows: list[dict]) -> None:
             f"{t['producer_cpu']:.0f} | {t['consumer_cpu']:.0f} | {t['engine_cpu']:.0f} | "
             f"{t['lab_cpu']:.0f} | {per10k(t['lab_cpu'], t['received']):.0f} | "
             f"{t['broker_cpu']:.0f} | {per10k(t['broker_cpu'], t['received']):.0f} | "
-            f"{t['lost']} / {t['duplicates']} |",
+            f"{t['lost']} / {t['duplicates']} | {t['steal']:.1f} |",
             flush=True,
         )
 
