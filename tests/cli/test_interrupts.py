@@ -1,6 +1,7 @@
 """A run cut short, by Ctrl-C or by kill -9 of the lab itself, through the real executable:
 the summary speaks of the time that ran, and nothing of the lab is left running."""
 
+import contextlib
 import json
 import os
 import signal
@@ -23,16 +24,46 @@ def settings():
         yield s
 
 
-def start_run(settings, out, *args: str) -> subprocess.Popen:
-    """`lab run` in a session of its own, as in a terminal of its own."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "lab", "run", "quickstart", "--out", str(out), *args],
-        env=lab_env(settings),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+@pytest.fixture
+def start_run(settings):
+    """Starts `lab run` in a session of its own, as in a terminal of its own. A run the
+    test did not end (it failed first) is killed with its whole group before the lab's
+    leftovers are checked, so one failure is not reported twice."""
+    started: list[subprocess.Popen] = []
+
+    def start(out, *args: str) -> subprocess.Popen:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lab", "run", "quickstart", "--out", str(out), *args],
+            env=lab_env(settings),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate(timeout=30)
+
+
+def _workers(proc: subprocess.Popen) -> int:
+    """The forkserver processes under the run: the server and its workers."""
+    try:
+        children = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.Error:  # the run ended: the caller's poll() says how
+        return 0
+    found = 0
+    for child in children:
+        try:
+            found += "forkserver" in " ".join(child.cmdline())
+        except psutil.Error:  # gone, or a zombie not reaped yet
+            continue
+    return found
 
 
 def wait_for_producing(proc: subprocess.Popen, seconds: float) -> None:
@@ -40,9 +71,7 @@ def wait_for_producing(proc: subprocess.Popen, seconds: float) -> None:
     deadline = time.monotonic() + 120
     started = None
     while time.monotonic() < deadline:
-        children = psutil.Process(proc.pid).children(recursive=True)
-        workers = [c for c in children if "forkserver" in " ".join(c.cmdline())]
-        if started is None and len(workers) >= 3:  # the server and two workers
+        if started is None and _workers(proc) >= 3:  # the server and two workers
             started = time.monotonic()
         if started is not None and time.monotonic() - started >= seconds:
             return
@@ -51,8 +80,8 @@ def wait_for_producing(proc: subprocess.Popen, seconds: float) -> None:
     raise AssertionError("the run never started producing")
 
 
-def test_ctrl_c_summarises_the_time_that_ran(settings, tmp_path):
-    proc = start_run(settings, tmp_path, "--brokers", "redis,postgres", "--mode", "sequential")
+def test_ctrl_c_summarises_the_time_that_ran(start_run, tmp_path):
+    proc = start_run(tmp_path, "--brokers", "redis,postgres", "--mode", "sequential")
     wait_for_producing(proc, 8)
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground group
     out, err = proc.communicate(timeout=120)
@@ -71,8 +100,8 @@ def test_ctrl_c_summarises_the_time_that_ran(settings, tmp_path):
     assert "- of -" in row and "of 500" in row, row
 
 
-def test_kill_9_of_the_lab_leaves_no_worker_behind(settings, tmp_path):
-    proc = start_run(settings, tmp_path, "--brokers", "redis", "--duration", "60")
+def test_kill_9_of_the_lab_leaves_no_worker_behind(settings, start_run, tmp_path):
+    proc = start_run(tmp_path, "--brokers", "redis", "--duration", "60")
     wait_for_producing(proc, 2)
     lab = psutil.Process(proc.pid)
     ours = [p for p in lab.children(recursive=True) if not _is_broker(p, settings)]

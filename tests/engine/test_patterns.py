@@ -112,7 +112,15 @@ def test_fan_out_owes_every_message_to_every_subscriber_and_shows_the_slow_one(s
         for sub, s in subs.items():
             assert s["adds_up"] and s["acked"] == s["delivered"] == 2000, (name, sub, s)
             assert s["lost"] == s["duplicates"] == 0, (name, sub, s)
-        assert subs["slow-1"]["max_lag"] > 5 * max(subs["sub-1"]["max_lag"], 20), (name, subs)
+        # slow-1 takes at most 100 msgs/s: when the 2,000 are sent (8 s), it owes 1,200 or
+        # more. Half of that at least is seen: probes come about twice a second (later under
+        # load), and RabbitMQ's count leaves out the prefetch its consumer holds. A fast
+        # subscriber lags too when seven brokers share two cores (PostgreSQL's sub-1 reached
+        # 362 in CI, Kafka's 499 here), so the slow one is told by its own bound and by
+        # standing clear of both fast ones by more than a second of the producer's rate.
+        lags = {sub: s["max_lag"] for sub, s in subs.items()}
+        assert lags["slow-1"] >= 0.5 * (2000 - 100 * 8), (name, lags)
+        assert lags["slow-1"] > max(lags["sub-1"], lags["sub-2"]) + 250, (name, lags)
         # The broker's ledger is the sum: each message owed once to each subscriber.
         assert b.summary["acked"] == 3 * 2000 and b.summary["adds_up"], b.summary
         live = [s for snap in snaps for s in snap.brokers if s.broker == name and s.subscribers]
