@@ -115,7 +115,10 @@ class CpuMeter:
         if len(self.machine) < 2:
             return 0.0
         first, last = self.machine
-        total = sum(last) - sum(first)
+        # Linux counts guest time inside user time already: leave it out of the total.
+        total = (
+            sum(last) - last.guest - last.guest_nice - (sum(first) - first.guest - first.guest_nice)
+        )
         return 100 * (last.steal - first.steal) / total if total > 0 else 0.0
 
 

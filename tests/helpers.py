@@ -85,6 +85,24 @@ def run_lab(settings: Settings, *args: str, timeout: float = 120, **env: str):
     )
 
 
+def forkservers(pid: int) -> list[psutil.Process]:
+    """The multiprocessing forkservers under process `pid` and the workers they forked
+    (their command line names the forkserver); a process that is gone, or a zombie not
+    reaped yet, is left out."""
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+    found = []
+    for child in children:
+        try:
+            if "forkserver" in " ".join(child.cmdline()):
+                found.append(child)
+        except psutil.Error:
+            continue
+    return found
+
+
 def leftovers(settings: Settings) -> list[str]:
     """Processes the lab started for this state dir that are still alive, found three ways:
     the lab's environment mark, the state dir on the command line, a listener on the

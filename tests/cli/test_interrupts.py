@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from lab.runtimes.native.processes import MARK_STATE
-from tests.helpers import isolated_lab, lab_env, port_block
+from tests.helpers import forkservers, isolated_lab, lab_env, port_block
 
 pytestmark = pytest.mark.brokers
 
@@ -51,27 +51,12 @@ def start_run(settings):
             proc.communicate(timeout=30)
 
 
-def _workers(proc: subprocess.Popen) -> int:
-    """The forkserver processes under the run: the server and its workers."""
-    try:
-        children = psutil.Process(proc.pid).children(recursive=True)
-    except psutil.Error:  # the run ended: the caller's poll() says how
-        return 0
-    found = 0
-    for child in children:
-        try:
-            found += "forkserver" in " ".join(child.cmdline())
-        except psutil.Error:  # gone, or a zombie not reaped yet
-            continue
-    return found
-
-
 def wait_for_producing(proc: subprocess.Popen, seconds: float) -> None:
     """Until the run has produced for about `seconds` (its workers exist by then)."""
     deadline = time.monotonic() + 120
     started = None
     while time.monotonic() < deadline:
-        if started is None and _workers(proc) >= 3:  # the server and two workers
+        if started is None and len(forkservers(proc.pid)) >= 3:  # the server and two workers
             started = time.monotonic()
         if started is not None and time.monotonic() - started >= seconds:
             return

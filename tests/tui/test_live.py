@@ -10,6 +10,7 @@ from textual.widgets import DataTable
 
 from lab import brokers as registry
 from lab.runtimes import BrokerState
+from tests.helpers import forkservers
 from tests.tui.support import pilot_test, until
 from tui import make_app
 from tui.screens.confirm import ConfirmScreen
@@ -24,10 +25,9 @@ PICKED = ["redis", "postgres"]  # the two that start fastest
 def workers_alive() -> list[str]:
     """Worker processes of this test process: the children of its forkserver."""
     found = []
-    for child in psutil.Process(os.getpid()).children(recursive=True):
+    for server in forkservers(os.getpid()):
         try:
-            if "forkserver" in " ".join(child.cmdline()):
-                found += [f"{p.name()} {p.pid}" for p in child.children() if p.is_running()]
+            found += [f"{p.name()} {p.pid}" for p in server.children() if p.is_running()]
         except psutil.Error:
             continue
     return found

@@ -285,8 +285,8 @@ class PostgresProducer(SynchronousProducer):
     """Each send is one statement in its own transaction, so one round trip: INSERT the
     batch (into every subscriber's table, in pub-sub) and NOTIFY. The commit is the ack.
 
-    Not COPY: COPY, NOTIFY and COMMIT are four round trips, and a paced producer at 10k
-    msgs/s spent most of its CPU waiting on them (bench.throughput --profile)."""
+    Not COPY: COPY, NOTIFY and COMMIT are four round trips, and each one is latency on
+    every message of the batch (measured in docs/performance.md, issue 16)."""
 
     def __init__(self, spec: RunSpec, producer_id: int, sync_commit: str) -> None:
         self._endpoint = spec.endpoint
