@@ -184,7 +184,9 @@ class BrokerRun:
         consumers = self.live("consumer")
         if not consumers:
             raise LabError(f"{self.broker} has no consumer to crash")
-        victim = consumers[0]
+        # Mid-batch needs a batch: the first consumer that has been receiving, not one still
+        # joining its group or holding no partitions (Kafka with more consumers than those).
+        victim = next((w for w in consumers if w.received), consumers[0])
         victim.tell(Crash())
         victim.stopping = True  # no longer counted as live; it will send no final report
         return victim.index
@@ -263,6 +265,7 @@ class BrokerRun:
         t.acked_bytes += r.acked_bytes
         t.failed += r.failed
         t.processed += r.processed
+        handle.received += r.received
         t.processed_bytes += r.processed_bytes
         t.rejected += r.rejected
         t.dead_lettered += r.dead_lettered

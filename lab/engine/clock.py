@@ -6,6 +6,7 @@ publishes a Snapshot.
 """
 
 import queue
+import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,10 @@ GO_DELAY_NS = 20_000_000  # producers get the clock zero this far ahead, all at 
 class RunClock:
     def __init__(self, session: "Session") -> None:
         self.s = session
+        # By broker: the thread that reaps its workers and waits for the monitor's final
+        # probe and teardown, which take seconds on a loaded machine: not on this thread,
+        # whose every tick is a Snapshot.
+        self.closers: dict[str, threading.Thread] = {}
         self.steps = {
             Phase.WAITING: self._waiting,
             Phase.STARTING: self._starting,
@@ -187,11 +192,18 @@ class RunClock:
 
     def _stopping(self, run: BrokerRun) -> None:
         s = self.s
-        if not run.all_done() and time.monotonic() < run.deadline:
-            return
-        run.reap(2)
         monitor = s.monitors[run.broker]
-        monitor.stop_and_wait(30)
+        closer = self.closers.get(run.broker)
+        if closer is None:
+            if not run.all_done() and time.monotonic() < run.deadline:
+                return
+            closer = threading.Thread(
+                target=_close, args=(run, monitor), name=f"lab-close-{run.broker}", daemon=True
+            )
+            self.closers[run.broker] = closer
+            closer.start()
+        if closer.is_alive():
+            return
         with s.lock:
             counts = run.finish(monitor.final_probe)
         run.phase = Phase.DONE
@@ -201,3 +213,9 @@ class RunClock:
         if not counts.adds_up():
             s.say("error", f"ledger does not add up: {counts}", run.broker)
         s.say("phase", "done", run.broker)
+
+
+def _close(run: BrokerRun, monitor: BrokerMonitor) -> None:
+    """Workers that do not exit within 2 s are killed; then the final probe and teardown."""
+    run.reap(2)
+    monitor.stop_and_wait(30)

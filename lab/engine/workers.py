@@ -26,6 +26,7 @@ class WorkerHandle:
     ready: bool = False  # producers: connected and waiting for the start time
     eof: bool = False  # its pipe closed: the process has ended
     assigned: tuple[int, ...] | None = None  # consumers: partitions the engine gave it
+    received: int = 0  # consumers: messages received so far
     started_at: float = field(default_factory=time.monotonic)
 
     @property
