@@ -7,15 +7,17 @@ import stat
 
 import pytest
 
-from tests.helpers import DATA, isolated_settings, port_block, run_lab
+from tests.helpers import DATA, isolated_lab, port_block, run_lab
 
 RECORDED = DATA / "replay-quickstart.json"
 
 
 @pytest.fixture
 def settings():
-    # Nothing here starts a broker: every one of these is refused before any would start.
-    return isolated_settings(port_block("cli"))
+    # Nothing here starts a broker: every one of these is refused before any would start,
+    # and isolated_lab checks that nothing did, then removes the state dir.
+    with isolated_lab(port_base=port_block("cli")) as s:
+        yield s
 
 
 def one_line(done) -> str:
