@@ -64,8 +64,10 @@ def test_quickstart_every_message_exactly_once(session_lab, mode):
         assert result.environment["brokers"][broker]
         assert result.environment["clients"][broker]
     # Snapshots come at the cadence, and each carries every broker.
+    # Every half second; two cores shared by seven brokers stalled the clock for 1.15 s once
+    # in CI (a 1.65 s gap), so a gap is a stall only past 2 s.
     gaps = [round(b.t - a.t, 2) for a, b in itertools.pairwise(snapshots)]
-    assert max(gaps) < 1.5, gaps
+    assert max(gaps) < 2.0, gaps
     assert all(len(s.brokers) == len(ALL) for s in snapshots)
 
 
